@@ -1,0 +1,67 @@
+# Set-up, build and checks for a fresh Debian 12 machine (or one already set up).
+#   make thumbnail   set up, build the NIF, thumbnail the bundled sample through it
+#   make test        set up, check formatting, run pytest and ExUnit
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Base interpreter for the virtualenv: needs a shared libpython (pyenv's has one).
+PYTHON3 ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export MIRAGE_PYTHON := $(abspath $(PY))
+SIZE ?= 256x256
+
+.PHONY: setup system venv thumbnail test lint pytest exunit format bench clean
+
+setup: system venv
+
+# Debian packages: Erlang with its headers (erl_nif.h), Elixir, clang-format, and the
+# Python headers/venv module when no Python 3 with them is present.
+system:
+	@missing=""; \
+	command -v mix >/dev/null || missing="$$missing elixir"; \
+	ls /usr/lib/erlang/erts-*/include/erl_nif.h >/dev/null 2>&1 || missing="$$missing erlang-dev"; \
+	command -v clang-format >/dev/null || missing="$$missing clang-format"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	$(PYTHON3) -c 'import venv, sysconfig, os; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null \
+	  || missing="$$missing python3-dev python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt setup.py
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+thumbnail: setup
+	mix mirage.thumbnail $(IN) $(OUT) --size $(SIZE)
+
+test: setup lint pytest exunit
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	clang-format --dry-run --Werror c_src/*.c c_src/*.h
+	mix format --check-formatted
+
+pytest: setup
+	$(PY) -m pytest -q
+
+exunit: setup
+	mix test
+
+format: setup
+	$(PY) -m ruff format .
+	clang-format -i c_src/*.c c_src/*.h
+	mix format
+
+bench: setup
+	MIX_ENV=prod mix run bench/run.exs
+
+clean:
+	mix clean
+	rm -rf _build priv

@@ -1,0 +1,18 @@
+/* The NIF functions over images, and the resource type that holds them. */
+#ifndef MIRAGE_IMAGE_NIF_H
+#define MIRAGE_IMAGE_NIF_H
+
+#include "mirage_nif.h"
+
+/* Open (or take over, on upgrade) the image resource type. */
+ErlNifResourceType *mirage_open_image_type(ErlNifEnv *env);
+
+ERL_NIF_TERM nif_from_bytes(ErlNifEnv *env, int argc,
+                            const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM nif_resize(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
+                              const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM nif_reasons(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM nif_formats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
+#endif

@@ -1,0 +1,119 @@
+defmodule Mirage.NIFTest do
+  # Not async: these tests count the images Python holds, process-wide.
+  use ExUnit.Case, async: false
+
+  @sample File.read!("samples/rocket.jpg")
+
+  # The reaper releases handles on its own thread, shortly after GC.
+  defp wait_for_live_handles(expected, tries \\ 200) do
+    :erlang.garbage_collect()
+
+    case Mirage.NIF.live_handles() do
+      ^expected ->
+        :ok
+
+      other when tries == 0 ->
+        flunk("live handles stayed at #{other}, expected #{expected}")
+
+      _other ->
+        Process.sleep(10)
+        wait_for_live_handles(expected, tries - 1)
+    end
+  end
+
+  defp in_process(fun) do
+    task = Task.async(fun)
+    Task.await(task, 30_000)
+  end
+
+  test "the reason and format atoms are the ones Mirage documents" do
+    assert Mirage.NIF.reasons() == Mirage.Error.reasons()
+    assert Mirage.NIF.formats() == [:jpg, :png, :gif, :webp, :bmp, :tiff]
+  end
+
+  test "the live Python handle count returns to zero after the structs are collected" do
+    wait_for_live_handles(0)
+
+    held =
+      in_process(fn ->
+        images = for _ <- 1..50, do: Mirage.from_bytes!(@sample)
+        resized = for image <- Enum.take(images, 10), do: elem(Mirage.resize!(image, 16, 16), 1)
+        Mirage.NIF.live_handles() - length(images) - length(resized)
+      end)
+
+    assert held == 0
+    wait_for_live_handles(0)
+  end
+
+  test "100 processes resizing one shared image at once get identical results" do
+    image = Mirage.from_bytes!(@sample)
+
+    results =
+      1..100
+      |> Task.async_stream(fn _ -> Mirage.resize(image, 200, 150) end,
+        max_concurrency: 100,
+        timeout: 60_000
+      )
+      |> Enum.map(fn {:ok, {:ok, bytes, resized}} -> {bytes, resized.width, resized.height} end)
+
+    assert length(results) == 100
+    assert results |> Enum.uniq() |> length() == 1
+    assert {_bytes, 200, 150} = hd(results)
+  end
+
+  test "errors from many processes at once are still the right atoms" do
+    bad = binary_part(@sample, 0, 30_000)
+
+    results =
+      1..40
+      |> Task.async_stream(fn i ->
+        if rem(i, 2) == 0, do: Mirage.from_bytes("junk #{i}"), else: Mirage.from_bytes(bad)
+      end)
+      |> Enum.map(fn {:ok, result} -> result end)
+
+    assert Enum.count(results, &(&1 == {:error, :unsupported_image_format})) == 20
+    assert Enum.count(results, &match?({:ok, %Mirage{}}, &1)) == 20
+  end
+
+  describe "module lifecycle" do
+    test "purge and reload (code reloading): images made before stay valid" do
+      before = Mirage.from_bytes!(@sample)
+
+      # What IEx's r/1 and code reloaders do: the new instance's `upgrade` takes the
+      # resource type over, then the old instance is purged and unloaded.
+      :code.purge(Mirage.NIF)
+      assert {:module, Mirage.NIF} = :code.load_file(Mirage.NIF)
+      :code.purge(Mirage.NIF)
+
+      after_reload = Mirage.from_bytes!(@sample)
+
+      for image <- [before, after_reload] do
+        assert {:ok, _bytes, %Mirage{width: 10, height: 10}} = Mirage.resize(image, 10, 10)
+      end
+    end
+
+    test "full unload, then a fresh load: the NIF works again, old images are released" do
+      wait_for_live_handles(0)
+      old = in_process(fn -> Mirage.from_bytes!(@sample) end)
+
+      # Delete and purge: nothing of the module is left, `unload` runs. Python and
+      # the reaper stay (never finalized), so the fresh `load` reuses them.
+      :code.purge(Mirage.NIF)
+      assert :code.delete(Mirage.NIF)
+      :code.purge(Mirage.NIF)
+      refute :erlang.function_exported(Mirage.NIF, :resize, 4)
+      assert {:module, Mirage.NIF} = :code.load_file(Mirage.NIF)
+
+      assert {:ok, _bytes, %Mirage{width: 64, height: 48}} =
+               Mirage.resize(Mirage.from_bytes!(@sample), 64, 48)
+
+      # OTP takes a resource type over only from a loaded instance, so an image from
+      # the unloaded one is no longer recognised: a clean ArgumentError, no crash...
+      assert_raise ArgumentError, fn -> Mirage.resize(old, 10, 10) end
+      # ...and its destructor (kept mapped by -z nodelete) still releases it.
+      assert Mirage.NIF.live_handles() >= 1
+      _ = old
+      wait_for_live_handles(0)
+    end
+  end
+end

@@ -1,0 +1,13 @@
+# Tests tagged :shared read ../shared (the corpus and benchmark images beside the repo).
+shared = Path.expand("../shared", File.cwd!())
+
+exclude =
+  if File.dir?(Path.join(shared, "corpus")) do
+    []
+  else
+    IO.puts("Skipping tests tagged :shared: #{shared} is not present (plain checkout).")
+    [:shared]
+  end
+
+# capture_log: Python warnings about corrupt files show only for failing tests.
+ExUnit.start(exclude: exclude, capture_log: true)
