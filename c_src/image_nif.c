@@ -1,8 +1,8 @@
 /*
- * NIFs over images. Each one that enters Python runs on a dirty scheduler:
- * from_bytes only parses a header, so it is short but may wait for the GIL
- * (dirty I/O, whose many threads may block); resize decodes, resamples and
- * encodes, which is CPU work for one of the dirty CPU schedulers.
+ * NIFs over images. Every one that enters Python runs on a dirty scheduler;
+ * Mirage.Transport.NIF picks the kind per operation: reading a header is short
+ * but may wait for the GIL (dirty I/O, whose many threads may block), decoding,
+ * resampling and encoding are CPU work for the dirty CPU schedulers.
  */
 #include "image_nif.h"
 
@@ -88,69 +88,77 @@ static int image_terms(ErlNifEnv *env, const mirage_priv *priv,
     return 1;
 }
 
-ERL_NIF_TERM nif_from_bytes(ErlNifEnv *env, int argc,
-                            const ERL_NIF_TERM argv[]) {
-    const mirage_priv *priv = enif_priv_data(env);
-    ErlNifBinary bytes;
-    ErlNifUInt64 max_pixels;
-    mirage_image_info info = {0};
-    ERL_NIF_TERM image[4];
+/* The longest operation name (an atom from Mirage's own code). */
+#define OP_SIZE 32
 
-    if (argc != 2 || !enif_inspect_binary(env, argv[0], &bytes) ||
-        !enif_get_uint64(env, argv[1], &max_pixels)) {
-        return enif_make_badarg(env);
+static void discard(mirage_output *output) {
+    if (output->allocated) {
+        enif_release_binary(&output->binary);
+        output->allocated = 0;
     }
-    mirage_python_enter(env);
-    int code = mirage_py_from_bytes(bytes.data, bytes.size, max_pixels, &info);
-    mirage_python_leave();
-    if (code != 0) {
-        return error_term(env, priv, code);
-    }
-    if (!image_terms(env, priv, &info, image)) {
-        return error_term(env, priv, 0);
-    }
-    return enif_make_tuple5(env, priv->atom_ok, image[0], image[1], image[2],
-                            image[3]);
 }
 
-ERL_NIF_TERM nif_resize(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+/* call_io/3 and call_cpu/3: run(Op, Source, ArgsETF) on a dirty scheduler of
+ * the kind the operation needs (the Elixir side picks which). */
+ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     const mirage_priv *priv = enif_priv_data(env);
-    mirage_image *source;
-    unsigned int width, height;
-    ErlNifUInt64 max_pixels;
-    mirage_image_info info = {0};
-    mirage_output output = {0};
-    ERL_NIF_TERM image[4];
+    char op[OP_SIZE];
+    ErlNifBinary args, source;
+    mirage_image *held;
+    int64_t handle = 0;
+    const unsigned char *data = NULL;
+    size_t size = 0;
 
-    if (argc != 4 ||
-        !enif_get_resource(env, argv[0], priv->image_type, (void **)&source) ||
-        !enif_get_uint(env, argv[1], &width) || width == 0 ||
-        !enif_get_uint(env, argv[2], &height) || height == 0 ||
-        !enif_get_uint64(env, argv[3], &max_pixels)) {
+    if (argc != 3 ||
+        !enif_get_atom(env, argv[0], op, sizeof op, ERL_NIF_LATIN1) ||
+        !enif_inspect_binary(env, argv[2], &args)) {
         return enif_make_badarg(env);
     }
-    mirage_python_enter(env);
-    int code = mirage_py_resize(source->handle, width, height, max_pixels,
-                                &info, &output);
-    mirage_python_leave();
-    if (code == 0 && !output.allocated) {
-        code = -1; /* success without bytes would be a bug on the Python side */
+    if (enif_get_resource(env, argv[1], priv->image_type, (void **)&held)) {
+        handle = held->handle;
+    } else if (enif_inspect_binary(env, argv[1], &source)) {
+        /* Never NULL, even for <<>>: NULL tells Python there is no source. */
+        data = source.size ? source.data : (const unsigned char *)"";
+        size = source.size;
+    } else if (!enif_is_identical(argv[1], priv->atom_nil)) {
+        return enif_make_badarg(env);
     }
+
+    mirage_image_info info = {0};
+    mirage_output bytes = {0}, term = {0};
+    mirage_python_enter(env);
+    int code = mirage_py_call(op, handle, data, size, args.data, args.size,
+                              &info, &bytes, &term);
+    mirage_python_leave();
+
+    ERL_NIF_TERM result = priv->atom_nil;
+    if (code == 0 && term.allocated &&
+        !enif_binary_to_term(env, term.binary.data, term.binary.size, &result,
+                             ERL_NIF_BIN2TERM_SAFE)) {
+        code = -1; /* SAFE: Python may only name atoms that already exist */
+    }
+    discard(&term);
     if (code != 0) {
-        if (output.allocated) {
-            enif_release_binary(&output.binary);
-        }
-        if (code == -1 && info.handle > 0) {
+        discard(&bytes);
+        if (info.handle > 0) {
             mirage_release_enqueue(info.handle);
         }
         return error_term(env, priv, code);
     }
-    ERL_NIF_TERM bytes = enif_make_binary(env, &output.binary);
-    if (!image_terms(env, priv, &info, image)) {
-        return error_term(env, priv, 0);
+
+    ERL_NIF_TERM encoded = priv->atom_nil;
+    if (bytes.allocated) {
+        encoded = enif_make_binary(env, &bytes.binary); /* the term owns it */
     }
-    return enif_make_tuple6(env, priv->atom_ok, bytes, image[0], image[1],
-                            image[2], image[3]);
+    ERL_NIF_TERM image = priv->atom_nil;
+    if (info.handle > 0) {
+        ERL_NIF_TERM parts[4];
+        if (!image_terms(env, priv, &info, parts)) {
+            return error_term(env, priv, -1);
+        }
+        image = enif_make_tuple_from_array(env, parts, 4);
+    }
+    return enif_make_tuple4(env, priv->atom_ok, encoded, image, result);
 }
 
 ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,

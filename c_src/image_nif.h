@@ -7,9 +7,8 @@
 /* Open (or take over, on upgrade) the image resource type. */
 ErlNifResourceType *mirage_open_image_type(ErlNifEnv *env);
 
-ERL_NIF_TERM nif_from_bytes(ErlNifEnv *env, int argc,
-                            const ERL_NIF_TERM argv[]);
-ERL_NIF_TERM nif_resize(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+/* call_io/3 and call_cpu/3: one operation of mirage/ops.py. */
+ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
                               const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_reasons(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);

@@ -59,6 +59,7 @@ static int load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info) {
     }
     priv->atom_ok = enif_make_atom(env, "ok");
     priv->atom_error = enif_make_atom(env, "error");
+    priv->atom_nil = enif_make_atom(env, "nil");
     for (int i = 0; i < MIRAGE_REASON_COUNT; i++) {
         priv->reasons[i] = enif_make_atom(env, reason_names[i]);
     }
@@ -82,8 +83,8 @@ static void unload(ErlNifEnv *env, void *priv_data) {
 }
 
 static ErlNifFunc nif_funcs[] = {
-    {"from_bytes", 2, nif_from_bytes, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"resize", 4, nif_resize, ERL_NIF_DIRTY_JOB_CPU_BOUND},
+    {"call_io", 3, nif_call, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"call_cpu", 3, nif_call, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"live_handles", 0, nif_live_handles, ERL_NIF_DIRTY_JOB_IO_BOUND},
     /* Pure C, no Python: fine on a normal scheduler. */
     {"reasons", 0, nif_reasons, 0},

@@ -17,6 +17,7 @@ typedef struct {
     ErlNifResourceType *image_type;
     ERL_NIF_TERM atom_ok;
     ERL_NIF_TERM atom_error;
+    ERL_NIF_TERM atom_nil;
     ERL_NIF_TERM reasons[MIRAGE_REASON_COUNT];
     ERL_NIF_TERM formats[MIRAGE_FORMAT_COUNT];
 } mirage_priv;

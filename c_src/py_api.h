@@ -14,7 +14,7 @@
 /* cffi-types-begin */
 /* What Python reports about an image it now holds. */
 typedef struct {
-    int64_t handle; /* key in mirage._nif's registry, > 0 */
+    int64_t handle; /* key in mirage._nif's registry; 0 for none */
     int32_t format; /* index into mirage.formats.FORMATS */
     uint32_t width;
     uint32_t height;
@@ -25,7 +25,7 @@ typedef struct mirage_output mirage_output;
 /* cffi-types-end */
 
 /* cffi-c-api-begin */
-/* Reserve `size` bytes of the result binary; NULL when out of memory. */
+/* Reserve `size` bytes of an output binary; NULL when out of memory. */
 unsigned char *mirage_output_alloc(mirage_output *output, size_t size);
 /* Forward a line of Python output to Elixir's Logger (level 0 debug .. 3
  * error). */
@@ -33,18 +33,21 @@ void mirage_log(int level, const char *message, size_t size);
 /* cffi-c-api-end */
 
 /*
- * Each mirage_py_* returning int answers 0 on success, or 1 + the index of the
- * failure's reason in mirage.errors.REASONS. mirage_py_start answers 1 once the
- * callbacks are installed (cffi makes it 0 if the Python side failed to
- * import).
+ * mirage_py_call runs the operation named `op` (see mirage/ops.py) on a source:
+ * a held image (`handle` > 0), bytes (`data`), or nothing. `args` is the
+ * operation's options map in the External Term Format. Python fills what the
+ * operation produced: `bytes` (encoded output), `image` (a newly held image,
+ * handle 0 when none), `term` (a result term, in the External Term Format).
+ * It answers 0 on success, or 1 + the index of the failure's reason in
+ * mirage.errors.REASONS. mirage_py_start answers 1 once the callbacks are
+ * installed (cffi makes it 0 if the Python side failed to import).
  */
 /* cffi-embedding-api-begin */
 int mirage_py_start(void);
-int mirage_py_from_bytes(const unsigned char *data, size_t size,
-                         uint64_t max_pixels, mirage_image_info *info);
-int mirage_py_resize(int64_t handle, uint32_t width, uint32_t height,
-                     uint64_t max_pixels, mirage_image_info *info,
-                     mirage_output *output);
+int mirage_py_call(const char *op, int64_t handle, const unsigned char *data,
+                   size_t size, const unsigned char *args, size_t args_size,
+                   mirage_image_info *image, mirage_output *bytes,
+                   mirage_output *term);
 void mirage_py_release(const int64_t *handles, size_t count);
 int64_t mirage_py_live_handles(void);
 /* cffi-embedding-api-end */

@@ -2,8 +2,9 @@ defmodule Mirage do
   @moduledoc """
   Image decoding, resizing and encoding, done by Python's Pillow.
 
-  A drop-in for scrogson/mirage: `from_bytes/1` reads an image, `resize/3` makes a
-  new one of exactly the requested size.
+  A drop-in for scrogson/mirage (`from_bytes/1`, `resize/3`) grown into a toolkit
+  for upload processing: `info/2`, `thumbnail/4`, `crop/5`, `rotate/3`, `flip/2`,
+  `auto_orient/1`, `to_bytes/2` and `formats/0`.
 
       iex> {:ok, image} = Mirage.from_bytes(File.read!("samples/rocket.jpg"))
       iex> {image.format, image.width, image.height}
@@ -13,20 +14,32 @@ defmodule Mirage do
       {:jpg, 128, 128, true}
 
   ## Errors
-  Wrong argument types raise `ArgumentError`. Bad image data returns
-  `{:error, reason}` with a reason from `Mirage.Error.reasons/0`; the `!` variants
-  raise `Mirage.Error` instead.
+  Wrong argument types, unknown options and bad option values raise
+  `ArgumentError` naming the culprit. Bad image data returns `{:error, reason}` with
+  a reason from `Mirage.Error.reasons/0`; the `!` variants raise `Mirage.Error`.
 
-  `from_bytes/1` reads only the header (format, size, orientation, frame count).
+  `from_bytes/2` reads only the header (format, size, orientation, frame count).
   Pixels are decoded by the first operation that needs them, so an image whose
   header is fine but whose body is corrupt or truncated is accepted by
-  `from_bytes/1` and fails later, from `resize/3`, with `{:error, reason}`.
+  `from_bytes/2` and fails later, from that operation, with `{:error, reason}`.
 
-  ## Configuration
-    * `config :mirage, max_pixels: n`: the largest width x height decoded or
-      produced (default #{50_000_000}); larger gives `{:error, :too_many_pixels}`.
-    * `config :mirage, python: path` or `MIRAGE_PYTHON`: the interpreter to embed,
-      instead of the one recorded at build time (see `Mirage.NIF.Loader`).
+  ## Orientation
+  `width` and `height` are those of the stored pixels. `resize/4` and
+  `thumbnail/4` turn the image upright by its EXIF orientation first (unless
+  `auto_orient: false`), the same way for every format. `crop/5`, `rotate/3` and
+  `flip/2` work on the stored pixels; call `auto_orient/1` first to work on the
+  image as displayed. Encoded output always displays the right way up.
+
+  ## Limits (every function taking options accepts these too)
+    * `:max_pixels`: the largest width x height decoded or produced, counted over
+      all frames of an animation (default `config :mirage, max_pixels: n`, else
+      50 000 000); larger gives `{:error, :too_many_pixels}`.
+    * `:allowed_formats`: the formats that may be decoded (default
+      `config :mirage, allowed_formats: [...]`, else all of `:jpg`, `:png`, `:gif`,
+      `:webp`, `:bmp`, `:tiff`); others give `{:error, :unsupported_image_format}`.
+
+  `config :mirage, python: path` (or `MIRAGE_PYTHON`) picks the interpreter to
+  embed instead of the one recorded at build time (see `Mirage.NIF.Loader`).
   """
 
   @enforce_keys [:byte_size, :format, :width, :height, :resource]
@@ -36,37 +49,153 @@ defmodule Mirage do
   @type format :: :jpg | :png | :gif | :webp | :bmp | :tiff
 
   @typedoc """
-  An image: the size in bytes of its encoded form, its format and pixel size, and a
-  reference to the image held by the Python core (opaque; released when dropped).
+  An image: the size of the encoded bytes it was read from or written to (`nil`
+  after `crop/5` and the like, until `to_bytes/2`), its format and the size of its
+  stored pixels, and a reference to the image held by the Python core (opaque;
+  released when the struct is garbage collected).
   """
   @type t :: %__MODULE__{
-          byte_size: non_neg_integer(),
+          byte_size: non_neg_integer() | nil,
           format: format(),
           width: pos_integer(),
           height: pos_integer(),
           resource: Mirage.Transport.handle()
         }
 
-  @default_max_pixels 50_000_000
+  @type info :: %{
+          format: format(),
+          width: pos_integer(),
+          height: pos_integer(),
+          frames: pos_integer(),
+          orientation: 1..8,
+          has_alpha: boolean(),
+          mode: String.t()
+        }
+
+  @type result :: {:ok, t()} | {:error, Mirage.Error.reason()}
+  @type encoded :: {:ok, binary(), t()} | {:error, Mirage.Error.reason()}
+
+  @thumbnail_options [
+    :fit,
+    :gravity,
+    :filter,
+    :upscale,
+    :auto_orient,
+    :format,
+    :quality,
+    :strip,
+    :frames
+  ]
+  @encode_options [:format, :quality, :progressive, :optimize, :lossless, :compress_level, :strip]
 
   @doc """
   Reads an image's header from `bytes`, without decoding its pixels.
 
+  Options: the limits `:max_pixels` and `:allowed_formats` (see the module doc).
+
       iex> Mirage.from_bytes("not an image")
       {:error, :unsupported_image_format}
+      iex> Mirage.from_bytes(File.read!("samples/rocket.jpg"), allowed_formats: [:png])
+      {:error, :unsupported_image_format}
   """
-  @spec from_bytes(binary()) :: {:ok, t()} | {:error, Mirage.Error.reason()}
-  def from_bytes(bytes) when is_binary(bytes) do
-    with {:ok, handle, format, width, height} <- transport().from_bytes(bytes, options()) do
-      {:ok, image(byte_size(bytes), format, width, height, handle)}
+  @spec from_bytes(binary(), keyword()) :: result()
+  def from_bytes(bytes, opts \\ []) do
+    check_binary!(bytes)
+    args = Mirage.Options.validate!(opts, [], "from_bytes/2")
+
+    with {:ok, nil, image, nil} <- call(:from_bytes, bytes, args) do
+      {:ok, image(image, byte_size(bytes))}
     end
   end
 
-  def from_bytes(other), do: raise(ArgumentError, "expected a binary, got: #{brief(other)}")
+  @doc "Like `from_bytes/2`, but returns the image or raises `Mirage.Error`."
+  @spec from_bytes!(binary(), keyword()) :: t()
+  def from_bytes!(bytes, opts \\ []), do: bytes |> from_bytes(opts) |> unwrap()
 
-  @doc "Like `from_bytes/1`, but returns the image or raises `Mirage.Error`."
-  @spec from_bytes!(binary()) :: t()
-  def from_bytes!(bytes), do: bytes |> from_bytes() |> unwrap()
+  @doc """
+  Describes an image from its header alone: no pixels are decoded, so a large
+  upload can be refused cheaply. `width` and `height` are the stored size;
+  `orientation` is the EXIF orientation (1-8, 1 when absent); `mode` is Pillow's
+  pixel mode (`"RGB"`, `"RGBA"`, `"L"`, `"P"`, `"CMYK"`...).
+
+      iex> {:ok, info} = Mirage.info(File.read!("samples/rocket.jpg"))
+      iex> Map.take(info, [:format, :width, :height, :frames, :has_alpha, :mode])
+      %{format: :jpg, width: 640, height: 427, frames: 1, has_alpha: false, mode: "RGB"}
+  """
+  @spec info(binary(), keyword()) :: {:ok, info()} | {:error, Mirage.Error.reason()}
+  def info(bytes, opts \\ []) do
+    check_binary!(bytes)
+    args = Mirage.Options.validate!(opts, [], "info/2")
+
+    # Matching every key here also keeps the atoms alive for the NIF's safe decoding.
+    with {:ok, nil, nil,
+          %{
+            format: _,
+            width: _,
+            height: _,
+            frames: _,
+            orientation: _,
+            has_alpha: _,
+            mode: _
+          } = info} <- call(:info, bytes, args) do
+      {:ok, info}
+    end
+  end
+
+  @doc "Like `info/2`, but returns the map or raises `Mirage.Error`."
+  @spec info!(binary(), keyword()) :: info()
+  def info!(bytes, opts \\ []), do: bytes |> info(opts) |> unwrap()
+
+  @doc """
+  Makes a thumbnail of `source` (encoded bytes or a `Mirage` image) in a `width` x
+  `height` box, and encodes it.
+
+  Fast the way libvips' thumbnail is, also for bytes in memory: the header is read
+  first; a JPEG is decoded at the largest reduced DCT scale that still leaves 2x
+  for the final resample; the stored pixels are reduced and resampled once; only
+  the small result is turned upright.
+
+  Options:
+    * `:fit` - `:fill` (default: exactly `width` x `height`, scaled to cover and
+      cropped), `:contain` (fits inside, aspect kept), `:cover` (covers the box,
+      aspect kept, not cropped) or `:exact` (stretched).
+    * `:gravity` - what `:fill` keeps when cropping: `:center` (default),
+      `:north`, `:south`, `:east`, `:west`, `:north_east`, `:north_west`,
+      `:south_east`, `:south_west`, or `{x, y}` with both in `0..1`.
+    * `:filter` - `:bilinear` (default, a triangle filter), `:nearest`, `:bicubic`
+      or `:lanczos`.
+    * `:upscale` - `false` never enlarges (the result may be smaller than the box);
+      default `true`.
+    * `:auto_orient` - apply the EXIF orientation first (default `true`).
+    * `:format` - output format (default: the source's); `:quality` - 1..100 for
+      `:jpg` (default 85) and `:webp` (default 80).
+    * `:strip` - drop EXIF, XMP and comments (default `true`); the colour profile
+      and the orientation are kept either way.
+    * `:frames` - `:all` (default) keeps every frame and its timing of an animated
+      GIF, WebP or PNG; `:first` makes a still.
+    * the limits `:max_pixels` and `:allowed_formats`.
+
+      iex> bytes = File.read!("samples/rocket.jpg")
+      iex> {:ok, _webp, thumb} = Mirage.thumbnail(bytes, 200, 200, fit: :contain, format: :webp)
+      iex> {thumb.format, thumb.width, thumb.height}
+      {:webp, 200, 133}
+  """
+  @spec thumbnail(binary() | t(), pos_integer(), pos_integer(), keyword()) :: encoded()
+  def thumbnail(source, width, height, opts \\ []) do
+    source =
+      case source do
+        %__MODULE__{resource: handle} -> handle
+        bytes when is_binary(bytes) -> bytes
+        other -> raise ArgumentError, "expected a binary or a %Mirage{}, got: #{brief(other)}"
+      end
+
+    sized(:thumbnail, source, width, height, opts, "thumbnail/4")
+  end
+
+  @doc "Like `thumbnail/4`, but returns `{bytes, image}` or raises `Mirage.Error`."
+  @spec thumbnail!(binary() | t(), pos_integer(), pos_integer(), keyword()) :: {binary(), t()}
+  def thumbnail!(source, width, height, opts \\ []),
+    do: source |> thumbnail(width, height, opts) |> unwrap()
 
   @doc """
   Resizes `image` to exactly `width` x `height`: scaled to cover the box, then
@@ -74,40 +203,179 @@ defmodule Mirage do
   (bilinear) filter, after turning it upright by its EXIF orientation.
 
   Returns the encoded bytes, in the source format, and a `Mirage` struct that
-  describes them and holds the resized image, so it can be resized again.
+  describes them and holds the resized image, so it can be resized again. Takes
+  the options of `thumbnail/4`, with the same defaults.
 
       iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
       iex> {:ok, _bytes, small} = Mirage.resize(image, 64, 32)
       iex> {small.width, small.height}
       {64, 32}
   """
-  @spec resize(t(), pos_integer(), pos_integer()) ::
-          {:ok, binary(), t()} | {:error, Mirage.Error.reason()}
-  def resize(%__MODULE__{resource: handle}, width, height) do
-    check_dimension!(:width, width)
-    check_dimension!(:height, height)
-    options = options()
+  @spec resize(t(), pos_integer(), pos_integer(), keyword()) :: encoded()
+  def resize(image, width, height, opts \\ [])
 
-    with :ok <- within_budget(width * height, options),
-         {:ok, bytes, new_handle, format, w, h} <-
-           transport().resize(handle, width, height, options) do
-      {:ok, bytes, image(byte_size(bytes), format, w, h, new_handle)}
-    end
-  end
+  def resize(%__MODULE__{resource: handle}, width, height, opts),
+    do: sized(:resize, handle, width, height, opts, "resize/4")
 
-  def resize(other, _width, _height),
+  def resize(other, _width, _height, _opts),
     do: raise(ArgumentError, "expected a %Mirage{} image, got: #{brief(other)}")
 
-  @doc "Like `resize/3`, but returns `{bytes, image}` or raises `Mirage.Error`."
-  @spec resize!(t(), pos_integer(), pos_integer()) :: {binary(), t()}
-  def resize!(image, width, height) do
-    case resize(image, width, height) do
-      {:ok, bytes, resized} -> {bytes, resized}
-      {:error, reason} -> raise Mirage.Error, reason: reason
+  @doc "Like `resize/4`, but returns `{bytes, image}` or raises `Mirage.Error`."
+  @spec resize!(t(), pos_integer(), pos_integer(), keyword()) :: {binary(), t()}
+  def resize!(image, width, height, opts \\ []),
+    do: image |> resize(width, height, opts) |> unwrap()
+
+  @doc """
+  Cuts the `width` x `height` region at (`x`, `y`) out of the stored pixels. A
+  region reaching past the image gives `{:error, :invalid_dimensions}`.
+
+      iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
+      iex> {:ok, part} = Mirage.crop(image, 10, 20, 100, 50)
+      iex> {part.width, part.height, part.byte_size}
+      {100, 50, nil}
+  """
+  @spec crop(t(), non_neg_integer(), non_neg_integer(), pos_integer(), pos_integer()) :: result()
+  def crop(image, x, y, width, height) do
+    handle = handle!(image)
+    Enum.each([x: x, y: y], fn {name, value} -> check_integer!(name, value, 0) end)
+    check_integer!(:width, width, 1)
+    check_integer!(:height, height, 1)
+    args = Mirage.Options.validate!([], [], "crop/5")
+    transform(:crop, handle, Map.merge(args, %{x: x, y: y, width: width, height: height}))
+  end
+
+  @doc "Like `crop/5`, but returns the image or raises `Mirage.Error`."
+  @spec crop!(t(), non_neg_integer(), non_neg_integer(), pos_integer(), pos_integer()) :: t()
+  def crop!(image, x, y, width, height), do: image |> crop(x, y, width, height) |> unwrap()
+
+  @doc """
+  Rotates clockwise by `degrees`, growing the canvas to hold the whole image.
+  Multiples of 90 are exact; other angles resample bicubically and fill the
+  corners with `:background` (`{r, g, b}` or `{r, g, b, a}`; default transparent
+  for images with alpha, black otherwise).
+
+      iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
+      iex> {:ok, turned} = Mirage.rotate(image, 90)
+      iex> {turned.width, turned.height}
+      {427, 640}
+  """
+  @spec rotate(t(), number(), keyword()) :: result()
+  def rotate(image, degrees, opts \\ []) do
+    handle = handle!(image)
+
+    unless is_number(degrees),
+      do: raise(ArgumentError, "degrees must be a number, got: #{brief(degrees)}")
+
+    args = Mirage.Options.validate!(opts, [:background], "rotate/3")
+    transform(:rotate, handle, Map.put(args, :degrees, degrees))
+  end
+
+  @doc "Like `rotate/3`, but returns the image or raises `Mirage.Error`."
+  @spec rotate!(t(), number(), keyword()) :: t()
+  def rotate!(image, degrees, opts \\ []), do: image |> rotate(degrees, opts) |> unwrap()
+
+  @doc """
+  Mirrors the image: `:horizontal` swaps left and right, `:vertical` top and bottom.
+  """
+  @spec flip(t(), :horizontal | :vertical) :: result()
+  def flip(image, direction) do
+    handle = handle!(image)
+
+    unless direction in [:horizontal, :vertical],
+      do:
+        raise(
+          ArgumentError,
+          "direction must be :horizontal or :vertical, got: #{brief(direction)}"
+        )
+
+    args = Mirage.Options.validate!([], [], "flip/2")
+    transform(:flip, handle, Map.put(args, :direction, direction))
+  end
+
+  @doc "Like `flip/2`, but returns the image or raises `Mirage.Error`."
+  @spec flip!(t(), :horizontal | :vertical) :: t()
+  def flip!(image, direction), do: image |> flip(direction) |> unwrap()
+
+  @doc """
+  Applies the EXIF orientation to the pixels, so that `width` and `height` are
+  those of the image as displayed.
+  """
+  @spec auto_orient(t()) :: result()
+  def auto_orient(image) do
+    transform(:auto_orient, handle!(image), Mirage.Options.validate!([], [], "auto_orient/1"))
+  end
+
+  @doc "Like `auto_orient/1`, but returns the image or raises `Mirage.Error`."
+  @spec auto_orient!(t()) :: t()
+  def auto_orient!(image), do: image |> auto_orient() |> unwrap()
+
+  @doc """
+  Encodes `image`.
+
+  Options: `:format` (default: the image's), `:quality` (1..100, `:jpg` and
+  `:webp`), `:progressive` (`:jpg`), `:optimize` (`:jpg`, `:png`), `:lossless`
+  (`:webp`), `:compress_level` (0..9, `:png`), `:strip` (default `true`: drop EXIF,
+  XMP and comments, keep the colour profile and the orientation).
+
+      iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
+      iex> {:ok, png} = Mirage.to_bytes(image, format: :png, compress_level: 1)
+      iex> Mirage.info!(png) |> Map.take([:format, :width, :height])
+      %{format: :png, width: 640, height: 427}
+  """
+  @spec to_bytes(t(), keyword()) :: {:ok, binary()} | {:error, Mirage.Error.reason()}
+  def to_bytes(image, opts \\ []) do
+    handle = handle!(image)
+    args = Mirage.Options.validate!(opts, @encode_options, "to_bytes/2")
+
+    with {:ok, bytes, nil, nil} when is_binary(bytes) <- call(:to_bytes, handle, args) do
+      {:ok, bytes}
     end
   end
 
-  defp image(byte_size, format, width, height, handle) do
+  @doc "Like `to_bytes/2`, but returns the bytes or raises `Mirage.Error`."
+  @spec to_bytes!(t(), keyword()) :: binary()
+  def to_bytes!(image, opts \\ []), do: image |> to_bytes(opts) |> unwrap()
+
+  @doc """
+  Which formats this installation can read and write, and which are allowed to be
+  decoded by default (`config :mirage, allowed_formats: [...]`).
+
+      iex> %{read: read, write: write, allowed: allowed} = Mirage.formats()
+      iex> Enum.all?([:jpg, :png, :gif], &(&1 in read and &1 in write and &1 in allowed))
+      true
+  """
+  @spec formats() :: %{read: [format()], write: [format()], allowed: [format()]}
+  def formats do
+    args = Mirage.Options.validate!([], [], "formats/0")
+    {:ok, nil, nil, %{read: read, write: write}} = call(:formats, nil, args)
+    %{read: read, write: write, allowed: Enum.filter(args.allowed_formats, &(&1 in read))}
+  end
+
+  defp sized(op, source, width, height, opts, function) do
+    check_integer!(:width, width, 1)
+    check_integer!(:height, height, 1)
+    args = Mirage.Options.validate!(opts, @thumbnail_options, function)
+
+    # A box that will be filled is refused here before any work; Python checks the
+    # planned output size (which may differ for other fits) against the budget again.
+    if Map.get(args, :upscale, true) and Map.get(args, :fit, :fill) in [:fill, :exact] and
+         width * height > args.max_pixels do
+      {:error, :too_many_pixels}
+    else
+      with {:ok, bytes, image, nil} <-
+             call(op, source, Map.merge(args, %{width: width, height: height})) do
+        {:ok, bytes, image(image, byte_size(bytes))}
+      end
+    end
+  end
+
+  defp transform(op, handle, args) do
+    with {:ok, nil, image, nil} <- call(op, handle, args), do: {:ok, image(image, nil)}
+  end
+
+  defp call(op, source, args), do: transport().call(op, source, args)
+
+  defp image({handle, format, width, height}, byte_size) do
     %__MODULE__{
       byte_size: byte_size,
       format: format,
@@ -117,26 +385,26 @@ defmodule Mirage do
     }
   end
 
-  defp unwrap({:ok, image}), do: image
-  defp unwrap({:error, reason}), do: raise(Mirage.Error, reason: reason)
+  defp handle!(%__MODULE__{resource: handle}), do: handle
 
-  defp check_dimension!(_name, value) when is_integer(value) and value > 0, do: :ok
+  defp handle!(other),
+    do: raise(ArgumentError, "expected a %Mirage{} image, got: #{brief(other)}")
 
-  defp check_dimension!(name, value),
-    do: raise(ArgumentError, "#{name} must be a positive integer, got: #{brief(value)}")
+  defp check_binary!(bytes) when is_binary(bytes), do: :ok
 
-  defp within_budget(pixels, %{max_pixels: max}) when pixels <= max, do: :ok
-  defp within_budget(_pixels, _options), do: {:error, :too_many_pixels}
+  defp check_binary!(other),
+    do: raise(ArgumentError, "expected a binary, got: #{brief(other)}")
 
-  defp options do
-    max_pixels = Application.get_env(:mirage, :max_pixels, @default_max_pixels)
+  defp check_integer!(_name, value, min) when is_integer(value) and value >= min, do: :ok
 
-    unless is_integer(max_pixels) and max_pixels > 0 do
-      raise ArgumentError, "config :mirage, max_pixels must be a positive integer"
-    end
-
-    %{max_pixels: max_pixels}
+  defp check_integer!(name, value, min) do
+    kind = if min == 0, do: "a non-negative integer", else: "a positive integer"
+    raise ArgumentError, "#{name} must be #{kind}, got: #{brief(value)}"
   end
+
+  defp unwrap({:ok, value}), do: value
+  defp unwrap({:ok, bytes, image}), do: {bytes, image}
+  defp unwrap({:error, reason}), do: raise(Mirage.Error, reason: reason)
 
   defp transport, do: Application.get_env(:mirage, :transport, Mirage.Transport.NIF)
 

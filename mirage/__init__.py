@@ -1,19 +1,43 @@
 """Mirage: image decoding, resizing and encoding on Pillow.
 
 The pure-Python core lives in :mod:`mirage.image`; the BEAM transports (the NIF in
-``c_src/``, and later the port and node programs) are thin layers over it.
+``c_src/``, and later the port and node programs) are thin layers over
+:mod:`mirage.ops`.
 """
 
 from __future__ import annotations
 
 from mirage.errors import REASONS, MirageError
-from mirage.image import DEFAULT_MAX_PIXELS, Image, from_bytes, resize
+from mirage.image import (
+    DEFAULT_MAX_PIXELS,
+    Image,
+    Info,
+    auto_orient,
+    crop,
+    flip,
+    formats,
+    from_bytes,
+    info,
+    resize,
+    rotate,
+    thumbnail,
+    to_bytes,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "REASONS",
     "Image",
+    "Info",
     "MirageError",
+    "auto_orient",
+    "crop",
+    "flip",
+    "formats",
     "from_bytes",
+    "info",
     "resize",
+    "rotate",
+    "thumbnail",
+    "to_bytes",
 ]

@@ -1,4 +1,4 @@
-"""The Python half of the NIF: cffi ``extern "Python"`` callbacks over mirage.image.
+"""The Python half of the NIF: cffi ``extern "Python"`` callbacks over mirage.ops.
 
 Imported only inside the BEAM, by the embedding init code compiled into
 ``priv/mirage_nif.so`` (see c_src/build.py and c_src/py_api.h). Every callback
@@ -14,15 +14,17 @@ import warnings
 
 from mirage_nif import ffi, lib  # the embedding module, made by cffi at start-up
 
-from mirage import image, output
+from mirage import etf, ops, output
+from mirage.codec import Encoded
 from mirage.errors import REASONS, InternalError, MirageError, classify
 from mirage.formats import FORMATS
+from mirage.image import Image
 from mirage.registry import Registry
 
 _OK = 0
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
 
-_images: Registry[image.Image] = Registry()
+_images: Registry[Image] = Registry()
 
 
 def _sink(level: int, line: str) -> None:
@@ -41,7 +43,8 @@ def _code(exc: BaseException) -> int:
     elif isinstance(exc, MemoryError):
         error = classify(exc, "encode")
     else:
-        error = InternalError(repr(exc))  # mirage.image maps Pillow's own errors
+        # mirage.image maps Pillow's own errors; anything else here is a bug.
+        error = InternalError(repr(exc))
     if isinstance(error, InternalError):
         print("".join(traceback.format_exception(exc)), file=sys.stderr)
     return 1 + REASONS.index(error.reason)
@@ -52,11 +55,27 @@ def _unexpected(exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
     print("".join(traceback.format_exception(exc_type, exc, tb)), file=sys.stderr)
 
 
-def _hold(img: image.Image, info) -> None:  # type: ignore[no-untyped-def]
-    info.format = FORMATS.index(img.format)
-    info.width = img.width
-    info.height = img.height
-    info.handle = _images.add(img)
+def _write(out, size: int):  # type: ignore[no-untyped-def]
+    target = lib.mirage_output_alloc(out, size)
+    if target == ffi.NULL:
+        raise MemoryError(f"cannot allocate a {size}-byte binary")
+    return ffi.buffer(target, size)
+
+
+def _deliver(outcome: ops.Outcome, image, data_out, term_out) -> None:  # type: ignore[no-untyped-def]
+    if outcome.data is not None:
+        encoded: Encoded = outcome.data
+        with encoded:
+            encoded.read_into(memoryview(_write(data_out, len(encoded))))
+    if outcome.term is not None:
+        term = etf.encode(outcome.term)
+        _write(term_out, len(term))[:] = term
+    if outcome.image is not None:
+        held = outcome.image
+        image.format = FORMATS.index(held.format)
+        image.width = held.width
+        image.height = held.height
+        image.handle = _images.add(held)  # last: C releases it if anything failed
 
 
 @ffi.def_extern(error=0, onerror=_unexpected)
@@ -65,27 +84,19 @@ def mirage_py_start() -> int:
 
 
 @ffi.def_extern(error=_INTERNAL, onerror=_unexpected)
-def mirage_py_from_bytes(data, size, max_pixels, info) -> int:  # type: ignore[no-untyped-def]
+def mirage_py_call(op, handle, data, size, args, args_size, image, data_out, term_out) -> int:  # type: ignore[no-untyped-def]
     try:
-        img = image.from_bytes(ffi.buffer(data, size), max_pixels=max_pixels)
+        if handle > 0:
+            source: ops.Source = _images.get(handle)
+        elif data != ffi.NULL:
+            source = ffi.buffer(data, size)[:]
+        else:
+            source = None
+        arguments = etf.decode(ffi.buffer(args, args_size))
+        outcome = ops.OPS[ffi.string(op).decode()](source, arguments)
+        _deliver(outcome, image, data_out, term_out)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reason code
         return _code(exc)
-    _hold(img, info)
-    return _OK
-
-
-@ffi.def_extern(error=_INTERNAL, onerror=_unexpected)
-def mirage_py_resize(handle, width, height, max_pixels, info, out) -> int:  # type: ignore[no-untyped-def]
-    try:
-        source = _images.get(handle)
-        data, resized = image.resize(source, width, height, max_pixels=max_pixels)
-        target = lib.mirage_output_alloc(out, len(data))
-        if target == ffi.NULL:
-            raise MemoryError("cannot allocate the result binary")
-        ffi.memmove(target, data, len(data))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes a reason code
-        return _code(exc)
-    _hold(resized, info)
     return _OK
 
 

@@ -5,36 +5,45 @@ and what the header says; pixels are decoded only by the first operation that ne
 them, and each operation decodes on its own (so one ``Image`` may be used from many
 threads at once, and a JPEG can be decoded at a reduced DCT scale for a small output).
 An ``Image`` returned by an operation holds its decoded pixels.
+
+Sizes are those of the stored pixels. EXIF orientation is reported, applied by
+:func:`auto_orient`, and applied by :func:`resize` and :func:`thumbnail` unless told
+not to; :func:`crop`, :func:`rotate` and :func:`flip` work on the stored pixels and
+carry the orientation along, so an encoded result still displays the right way up.
 """
 
 from __future__ import annotations
 
-import io
-import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from PIL import Image as PILImage
-from PIL import ImageFile
 
-from mirage.errors import (
-    InvalidDimensions,
-    TooManyPixels,
-    TruncatedImage,
-    UnsupportedImageFormat,
-    classify,
-    translate,
-)
-from mirage.formats import DEFAULT_ALLOWED, FROM_PILLOW, PILLOW_NAME
+from mirage import codec, geometry
+from mirage.codec import Encoded, EncodeOptions, Frames
+from mirage.errors import InvalidDimensions, TooManyPixels, TruncatedImage, translate
+from mirage.formats import DEFAULT_ALLOWED, FORMATS, FROM_PILLOW
 
-#: Largest image (width x height) decoded or produced unless the caller says otherwise.
-#: Well below Pillow's own 89 MP warning, above any phone camera's 48 MP.
+#: Largest image (width x height, summed over decoded frames) decoded or produced
+#: unless the caller says otherwise. Below Pillow's own 89 MP warning, above any
+#: phone camera's 48 MP.
 DEFAULT_MAX_PIXELS = 50_000_000
 
-# Bytes Pillow's plugins look at to recognise a format.
-_PREFIX = 16
+Filter = Literal["nearest", "bilinear", "bicubic", "lanczos"]
+FILTERS: dict[str, PILImage.Resampling] = {
+    "nearest": PILImage.Resampling.NEAREST,
+    "bilinear": PILImage.Resampling.BILINEAR,
+    "bicubic": PILImage.Resampling.BICUBIC,
+    "lanczos": PILImage.Resampling.LANCZOS,
+}
 
-# Leading bytes too short for Pillow to recognise, but unmistakably a cut-off image.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+# The least pixels an animation frame is charged with (see _frames_cost).
+_FRAME_FLOOR = 64 * 64
+
+# Integer pre-reduction (box filter) down to 3x the final size before resampling:
+# most of the speed of a plain reduce, results indistinguishable from no reduction.
+_REDUCING_GAP = 3.0
 
 # EXIF orientation -> the transpose that makes the image upright.
 _UPRIGHT = {
@@ -47,190 +56,523 @@ _UPRIGHT = {
     8: PILImage.Transpose.ROTATE_90,
 }
 
-# Modes each encoder writes as they are; anything else is converted first.
-_WRITABLE = {
-    "jpg": {"L", "RGB", "CMYK"},
-    "png": {"1", "L", "LA", "I;16", "P", "RGB", "RGBA"},
-    "gif": {"1", "L", "P", "RGB", "RGBA"},
-    "webp": {"RGB", "RGBA"},
-    "bmp": {"1", "L", "P", "RGB", "RGBA"},
-    "tiff": {"1", "L", "LA", "I", "I;16", "F", "P", "RGB", "RGBA", "CMYK"},
+# Clockwise quarter turns, as Pillow (which turns counter-clockwise) names them.
+_QUARTER_TURNS = {
+    90: PILImage.Transpose.ROTATE_270,
+    180: PILImage.Transpose.ROTATE_180,
+    270: PILImage.Transpose.ROTATE_90,
 }
 
-_SAVE_OPTIONS: dict[str, dict[str, object]] = {
-    "jpg": {"quality": 85},
-    "webp": {"quality": 80},
+_FLIPS = {
+    "horizontal": PILImage.Transpose.FLIP_LEFT_RIGHT,
+    "vertical": PILImage.Transpose.FLIP_TOP_BOTTOM,
 }
 
 
 @dataclass(frozen=True, eq=False)
 class Image:
-    """An image: what its header says, plus the bytes or pixels to work from."""
+    """An image: what its header says, plus the bytes or pixels to work from.
+
+    ``byte_size`` is the size of the encoded bytes it was read from or written to,
+    ``None`` for pixels that exist only in memory (after :func:`crop` and friends).
+    """
 
     format: str
     width: int
     height: int
-    byte_size: int
+    byte_size: int | None
     frames: int = 1
     orientation: int = 1
     _source: bytes | None = field(default=None, repr=False)
-    _pixels: PILImage.Image | None = field(default=None, repr=False)
+    _pixels: Frames | None = field(default=None, repr=False)
+    _allowed: tuple[str, ...] = field(default=DEFAULT_ALLOWED, repr=False)
+    _exif: bytes | None = field(default=None, repr=False)
+    _icc: bytes | None = field(default=None, repr=False)
 
 
-def from_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+@dataclass(frozen=True)
+class Info:
+    """What an image's header says, from :func:`info`."""
+
+    format: str
+    width: int
+    height: int
+    frames: int
+    orientation: int
+    has_alpha: bool
+    mode: str
+
+
+def from_bytes(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+) -> Image:
     """Read an image's header (format, size, orientation, frames) without its pixels.
 
     Raises :class:`~mirage.errors.MirageError` subclasses for bad data. A corrupt body
     is only noticed by the first operation that decodes pixels.
     """
-    data = bytes(data)
-    with translate("decode"):
-        im = _open(data)
-        width, height = im.size
-        _check_size(width, height, max_pixels)
-        frames = int(getattr(im, "n_frames", 1))
-    return Image(
-        format=FROM_PILLOW[im.format or ""],
-        width=width,
-        height=height,
-        byte_size=len(data),
-        frames=frames,
-        orientation=_orientation(im),
-        _source=data,
+    return _read_header(bytes(data), max_pixels, tuple(allowed_formats))[0]
+
+
+def info(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+) -> Info:
+    """Describe an image from its header alone, so large ones can be refused cheaply."""
+    image, im = _read_header(bytes(data), max_pixels, tuple(allowed_formats))
+    has_alpha = codec.has_alpha(im)
+    return Info(
+        image.format,
+        image.width,
+        image.height,
+        image.frames,
+        image.orientation,
+        has_alpha,
+        im.mode,
     )
 
 
+def thumbnail(
+    source: bytes | Image,
+    width: int,
+    height: int,
+    *,
+    fit: geometry.Fit = "fill",
+    gravity: str | tuple[float, float] = "center",
+    filter: Filter = "bilinear",
+    upscale: bool = True,
+    auto_orient: bool = True,
+    format: str | None = None,
+    quality: int | None = None,
+    strip: bool = True,
+    frames: Literal["all", "first"] = "all",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+) -> tuple[bytes, Image]:
+    """Resize into a ``width`` x ``height`` box and encode; see :func:`thumbnail_encoded`."""
+    encoded, image = thumbnail_encoded(
+        source,
+        width,
+        height,
+        fit=fit,
+        gravity=gravity,
+        filter=filter,
+        upscale=upscale,
+        auto_orient=auto_orient,
+        format=format,
+        quality=quality,
+        strip=strip,
+        frames=frames,
+        max_pixels=max_pixels,
+        allowed_formats=allowed_formats,
+    )
+    with encoded:
+        return encoded.to_bytes(), image
+
+
+def thumbnail_encoded(
+    source: bytes | Image,
+    width: int,
+    height: int,
+    *,
+    fit: geometry.Fit = "fill",
+    gravity: str | tuple[float, float] = "center",
+    filter: Filter = "bilinear",
+    upscale: bool = True,
+    auto_orient: bool = True,
+    format: str | None = None,
+    quality: int | None = None,
+    strip: bool = True,
+    frames: Literal["all", "first"] = "all",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+) -> tuple[Encoded, Image]:
+    """Resize into a ``width`` x ``height`` box the way libvips' thumbnail does.
+
+    ``fit`` is one of :data:`~mirage.geometry.FITS` (``fill``: exact size, cropped by
+    ``gravity``). The header is read first; a JPEG is decoded at the largest DCT scale
+    that leaves 2x for the final resample; the stored pixels are reduced and
+    resampled once, and only the small result is turned upright. Animations keep
+    every frame and its timing unless ``frames="first"``. Encodes as ``format``
+    (default: the source's) and returns the encoded bytes with an :class:`Image`
+    holding the result.
+    """
+    if not isinstance(source, Image):
+        source = from_bytes(source, max_pixels=max_pixels, allowed_formats=allowed_formats)
+    _check_positive(width, height)
+    filter_ = FILTERS[filter]
+    orientation = source.orientation if auto_orient else 1
+    stored = (source.width, source.height)
+    upright_plan = geometry.plan(
+        geometry.upright_size(stored, orientation),
+        (width, height),
+        fit,
+        upscale=upscale,
+        gravity=gravity,
+    )
+    box = geometry.stored_box(upright_plan.box, orientation, stored)
+    size = geometry.upright_size(upright_plan.size, orientation)
+    count = _frame_count(source, frames)
+    _check_budget(_frames_cost(size[0], size[1], count), max_pixels)
+
+    pixels, scale = _decode(source, count, max_pixels, draft=(box, size))
+    box = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
+    gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
+    with translate("decode"):
+        resized = pixels.map(lambda im: im.resize(size, filter_, box=box, reducing_gap=gap))
+        if orientation in _UPRIGHT:
+            resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
+    result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
+    encoded = _encode(result, format or source.format, strip=strip, quality=quality)
+    return encoded, replace(result, format=format or source.format, byte_size=len(encoded))
+
+
 def resize(
-    image: Image, width: int, height: int, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    image: Image,
+    width: int,
+    height: int,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    **options: object,
 ) -> tuple[bytes, Image]:
     """Resize to exactly ``width`` x ``height``: scale to cover, crop the centre.
 
     The image is first turned upright by its EXIF orientation. Uses a triangle
-    (bilinear) filter and encodes in the source format. Returns the new bytes and an
-    :class:`Image` describing (and holding) the result.
+    (bilinear) filter and encodes in the source format. Takes the options of
+    :func:`thumbnail`. Returns the new bytes and an :class:`Image` describing (and
+    holding) the result, which can be resized again.
     """
-    _check_target(width, height, max_pixels)
-    pixels = _pixels_for(image, width, height, max_pixels)
+    if not isinstance(image, Image):
+        raise TypeError(f"image must be a mirage Image, got {type(image).__name__}")
+    return thumbnail(image, width, height, max_pixels=max_pixels, **options)  # type: ignore[arg-type]
+
+
+def crop(
+    image: Image, x: int, y: int, width: int, height: int, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image:
+    """The ``width`` x ``height`` region at (``x``, ``y``) of the stored pixels."""
+    for name, value in (("x", x), ("y", y)):
+        _require_int(name, value)
+        if value < 0:
+            raise InvalidDimensions(f"{name} must not be negative, got {value}")
+    _check_size(width, height, max_pixels)
+    if x + width > image.width or y + height > image.height:
+        raise InvalidDimensions(
+            f"crop {width}x{height}+{x}+{y} exceeds the {image.width}x{image.height} image"
+        )
+    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
     with translate("decode"):
-        out = _fill(pixels, width, height)
-    data = encode(out, image.format)
-    return data, Image(image.format, width, height, len(data), _pixels=out)
+        return _derived(image, pixels.map(lambda im: im.crop((x, y, x + width, y + height))))
 
 
-def encode(pixels: PILImage.Image, fmt: str) -> bytes:
-    """Encode decoded pixels as ``fmt`` (a name from :data:`~mirage.formats.FORMATS`)."""
-    with translate("encode"):
-        if pixels.mode not in _WRITABLE[fmt]:
-            pixels = pixels.convert(_fallback_mode(pixels, fmt))
-        options = dict(_SAVE_OPTIONS.get(fmt, {}))
-        if "icc_profile" in pixels.info:
-            options["icc_profile"] = pixels.info["icc_profile"]
-        buffer = io.BytesIO()
-        pixels.save(buffer, format=PILLOW_NAME[fmt], **options)
-        return buffer.getvalue()
+def rotate(
+    image: Image,
+    degrees: float,
+    *,
+    background: tuple[int, ...] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image:
+    """Rotate clockwise by ``degrees``, growing the canvas to hold the whole image.
+
+    Quarter turns are exact. Other angles resample bicubically and fill the
+    uncovered corners with ``background`` (an RGB or RGBA tuple; default transparent
+    for images with alpha, black otherwise).
+    """
+    turn = degrees % 360
+    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
+    with translate("decode"):
+        if turn == 0:
+            rotated = pixels
+        elif turn in _QUARTER_TURNS:
+            rotated = pixels.map(lambda im: im.transpose(_QUARTER_TURNS[int(turn)]))
+        else:
+            rotated = pixels.map(lambda im: _rotate_free(im, turn, background))
+    _check_budget(rotated.first.width * rotated.first.height * len(rotated.images), max_pixels)
+    return _derived(image, rotated)
 
 
-def _open(data: bytes, allowed: tuple[str, ...] = DEFAULT_ALLOWED) -> ImageFile.ImageFile:
-    # Pillow's Image.open tries every plugin and hides why each one refused; asking
-    # the allowed plugins directly keeps the allowlist and tells truncation apart.
-    prefix = data[:_PREFIX]
-    for fmt in allowed:
-        factory, accept = PILImage.OPEN[PILLOW_NAME[fmt]]
-        verdict = accept(prefix) if accept else True
-        if isinstance(verdict, str) or not verdict:
-            continue
-        fp = io.BytesIO(data)
-        try:
-            return factory(fp, "")
-        except Exception as exc:  # mapped to a reason below
-            if fp.tell() >= len(data):
-                raise TruncatedImage(f"header ends early: {exc}") from exc
-            raise classify(exc, "decode") from exc
-    if data and any(sig.startswith(data) for sig in _SIGNATURES):
-        raise TruncatedImage("input is only the start of an image signature")
-    raise UnsupportedImageFormat("not an image in an allowed format")
+def flip(
+    image: Image,
+    direction: Literal["horizontal", "vertical"],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image:
+    """Mirror left-right (``horizontal``) or top-bottom (``vertical``)."""
+    method = _FLIPS[direction]
+    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
+    with translate("decode"):
+        return _derived(image, pixels.map(lambda im: im.transpose(method)))
 
 
-def _orientation(im: PILImage.Image) -> int:
+def auto_orient(image: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    """Apply the EXIF orientation to the pixels; the result has orientation 1."""
+    if image.orientation == 1:
+        return image
+    method = _UPRIGHT[image.orientation]
+    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
+    with translate("decode"):
+        return _derived(image, pixels.map(lambda im: im.transpose(method)), orientation=1)
+
+
+def to_bytes(
+    image: Image,
+    *,
+    format: str | None = None,
+    quality: int | None = None,
+    progressive: bool = False,
+    optimize: bool = False,
+    lossless: bool = False,
+    compress_level: int | None = None,
+    strip: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes:
+    """Encode ``image`` as ``format`` (default: its own); see :func:`to_encoded`."""
+    with to_encoded(
+        image,
+        format=format,
+        quality=quality,
+        progressive=progressive,
+        optimize=optimize,
+        lossless=lossless,
+        compress_level=compress_level,
+        strip=strip,
+        max_pixels=max_pixels,
+    ) as encoded:
+        return encoded.to_bytes()
+
+
+def to_encoded(
+    image: Image,
+    *,
+    format: str | None = None,
+    quality: int | None = None,
+    progressive: bool = False,
+    optimize: bool = False,
+    lossless: bool = False,
+    compress_level: int | None = None,
+    strip: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Encoded:
+    """Encode ``image``. ``strip`` (default) drops EXIF, XMP and comments but keeps
+    the colour profile and the orientation; ``strip=False`` keeps the source's EXIF."""
+    return _encode(
+        image,
+        format or image.format,
+        strip=strip,
+        quality=quality,
+        progressive=progressive,
+        optimize=optimize,
+        lossless=lossless,
+        compress_level=compress_level,
+        max_pixels=max_pixels,
+    )
+
+
+def formats() -> dict[str, list[str]]:
+    """Which formats this installation reads and writes, and which it reads by default."""
+    return {
+        "read": codec.readable(),
+        "write": codec.writable(),
+        "allowed": [f for f in DEFAULT_ALLOWED if f in codec.readable()],
+    }
+
+
+def _read_header(data: bytes, max_pixels: int, allowed: tuple[str, ...]) -> tuple[Image, object]:
+    unknown = [f for f in allowed if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown formats in allowed_formats: {unknown}")
+    with translate("decode"):
+        im = codec.open_image(data, allowed)
+        width, height = codec.stored_size(im)
+        _check_size(width, height, max_pixels)
+        frames = int(getattr(im, "n_frames", 1))
+        image = Image(
+            format=FROM_PILLOW[im.format or ""],
+            width=width,
+            height=height,
+            byte_size=len(data),
+            frames=frames,
+            orientation=_orientation(im, data),
+            _source=data,
+            _allowed=allowed,
+            _exif=im.info.get("exif"),
+            _icc=im.info.get("icc_profile"),
+        )
+    return image, im
+
+
+def _orientation(im: PILImage.Image, data: bytes) -> int:
     try:
-        value = im.getexif().get(0x0112, 1)
+        if im.format == "PNG" and "exif" not in im.info:
+            # Pillow's PNG getexif() decodes every pixel to reach an eXIf chunk
+            # after the image data; walking the chunk headers finds it for free.
+            raw = _png_chunk(data, b"eXIf")
+            if raw is None:
+                return 1
+            exif = PILImage.Exif()
+            exif.load(raw)
+        else:
+            exif = im.getexif()
+        value = exif.get(0x0112, 1)
     except Exception:  # noqa: BLE001 - broken EXIF must not fail the whole image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        chunk = data[pos + 4 : pos + 8]
+        if chunk == kind:
+            return data[pos + 8 : pos + 8 + length]
+        if chunk == b"IEND":
+            return None
+        pos += 12 + length
+    return None
+
+
+def _require_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+
+
+def _check_positive(width: int, height: int) -> None:
+    _require_int("width", width)
+    _require_int("height", height)
     if width < 1 or height < 1:
-        raise InvalidDimensions(f"image is {width}x{height}")
-    if width * height > max_pixels:
-        raise TooManyPixels(f"{width}x{height} exceeds the budget of {max_pixels} pixels")
+        raise InvalidDimensions(f"size {width}x{height} is not positive")
 
 
-def _check_target(width: int, height: int, max_pixels: int) -> None:
-    for name, value in (("width", width), ("height", height)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    _check_size(width, height, max_pixels)
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    _check_positive(width, height)
+    _check_budget(width * height, max_pixels)
 
 
-def _swaps_axes(orientation: int) -> bool:
-    return orientation >= 5
+def _frames_cost(width: int, height: int, count: int) -> int:
+    """Pixels charged to the budget: every frame counts as at least 64x64 pixels,
+    so that a flood of tiny frames (each costing far more than its pixels) is
+    refused like a flood of pixels."""
+    if count <= 1:
+        return width * height
+    return count * max(width * height, _FRAME_FLOOR)
 
 
-def _pixels_for(image: Image, width: int, height: int, max_pixels: int) -> PILImage.Image:
-    """Decoded, upright pixels, at a reduced scale where the output allows it."""
+def _check_budget(pixels: int, max_pixels: int) -> None:
+    if pixels > max_pixels:
+        raise TooManyPixels(f"{pixels} pixels exceed the budget of {max_pixels}")
+
+
+def _frame_count(image: Image, frames: str) -> int:
+    if frames == "first" or image.format not in codec.ANIMATED:
+        return 1
     if image._pixels is not None:
-        return image._pixels
+        return len(image._pixels.images)
+    return image.frames
+
+
+def _decode(
+    image: Image,
+    count: int,
+    max_pixels: int,
+    draft: tuple[geometry.Box, tuple[int, int]] | None = None,
+) -> tuple[Frames, float]:
+    """Decoded frames, and the scale a JPEG draft applied to the stored size."""
+    if image._pixels is not None:
+        held = image._pixels
+        if count < len(held.images):
+            held = Frames(held.images[:count], held.durations[:count], held.loop)
+        return held, 1.0
     assert image._source is not None
+    _check_budget(_frames_cost(image.width, image.height, count), max_pixels)
     with translate("decode"):
-        im = _open(image._source)
-        _check_size(im.width, im.height, max_pixels)
-        if im.format == "PNG":
-            # Pillow checks no IDAT checksums while decoding; verify walks every chunk's
-            # CRC (cheap next to inflating) so corrupt files fail instead of passing.
-            im.verify()
-            im = _open(image._source)
-        elif im.format == "JPEG":
-            # Decode at the largest DCT scale that still leaves 2x for the resample.
-            w, h = (height, width) if _swaps_axes(image.orientation) else (width, height)
-            scale = max(w / im.width, h / im.height)
-            im.draft(im.mode, (math.ceil(im.width * scale * 2), math.ceil(im.height * scale * 2)))
-        im.load()
-        pixels: PILImage.Image = _resizable(im)
-        if image.orientation in _UPRIGHT:
-            pixels = pixels.transpose(_UPRIGHT[image.orientation])
-        return pixels
+        im = codec.open_image(image._source, image._allowed)
+        im = codec.verify(image._source, im, image._allowed)
+        if im.format in ("JPEG", "MPO") and not im.tile:
+            raise TruncatedImage("the file ends before its image data")
+        scale = 1.0
+        if draft is not None and im.format in ("JPEG", "MPO") and count == 1:
+            box, size = draft
+            drafted = im.draft(im.mode, geometry.draft_request(box, size, im.size))
+            if drafted is not None:
+                scale = drafted[1][2] / image.width
+        return codec.decode_frames(im, count, image.orientation), scale
 
 
-def _resizable(im: PILImage.Image) -> PILImage.Image:
-    # Pillow resizes palette and 1-bit images with nearest neighbour only.
-    if im.mode in ("P", "PA"):
-        has_alpha = im.mode == "PA" or "transparency" in im.info
-        return im.convert("RGBA" if has_alpha else "RGB")
-    if im.mode == "1":
-        return im.convert("L")
-    if im.mode.startswith("I;16"):
-        return im.convert("I")
-    return im
+def _derived(source: Image, pixels: Frames, *, orientation: int | None = None) -> Image:
+    first = pixels.first
+    return Image(
+        format=source.format,
+        width=first.width,
+        height=first.height,
+        byte_size=None,
+        frames=len(pixels.images),
+        orientation=source.orientation if orientation is None else orientation,
+        _pixels=pixels,
+        _allowed=source._allowed,
+        _exif=source._exif,
+        _icc=source._icc,
+    )
 
 
-def _fill(pixels: PILImage.Image, width: int, height: int) -> PILImage.Image:
-    """Scale to cover ``width`` x ``height`` and crop the centre, in one resample."""
-    src_w, src_h = pixels.size
-    scale = max(width / src_w, height / src_h)
-    crop_w, crop_h = width / scale, height / scale
-    left, top = (src_w - crop_w) / 2, (src_h - crop_h) / 2
-    box = (left, top, left + crop_w, top + crop_h)
-    out = pixels.resize((width, height), PILImage.Resampling.BILINEAR, box=box)
-    # resize copies the source's info (compression, EXIF, ...), which would steer the
-    # encoder; only the colour profile belongs to the new pixels.
-    out.info = {k: v for k, v in pixels.info.items() if k == "icc_profile"}
-    return out
+def _rotate_free(
+    im: PILImage.Image, degrees: float, background: tuple[int, ...] | None
+) -> PILImage.Image:
+    alpha = im.mode in codec.ALPHA_MODES
+    if background is None:
+        fill: object = (0,) * len(im.getbands()) if alpha else 0
+    elif len(background) == 4 and not alpha:
+        im = im.convert("RGBA")
+        fill = background
+    else:
+        fill = background[: len(im.getbands())] if len(im.getbands()) > 1 else background[0]
+    # Pillow turns counter-clockwise; Mirage, like ImageMagick and libvips, clockwise.
+    return im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
 
 
-def _fallback_mode(pixels: PILImage.Image, fmt: str) -> str:
-    if fmt == "png" and pixels.mode == "I":
-        return "I;16"  # 16-bit sources are widened to I for resampling
-    if fmt == "jpg" or "A" not in pixels.getbands():
-        return "RGB"
-    return "RGBA"
+def _encode(
+    image: Image,
+    fmt: str,
+    *,
+    strip: bool,
+    quality: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    **options: object,
+) -> Encoded:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
+    orientation = image.orientation
+    if orientation != 1 and fmt not in codec.EXIF_FORMATS:
+        # No EXIF to carry the orientation in: put it into the pixels.
+        with translate("decode"):
+            pixels = pixels.map(lambda im: im.transpose(_UPRIGHT[orientation]))
+        orientation = 1
+    exif = _exif_for(None if strip else image._exif, orientation)
+    return codec.encode(
+        pixels,
+        fmt,
+        EncodeOptions(quality=quality, icc_profile=image._icc, exif=exif, **options),  # type: ignore[arg-type]
+    )
+
+
+def _exif_for(source_exif: bytes | None, orientation: int) -> bytes | None:
+    """EXIF for the output: the source's (if kept) with the orientation set right."""
+    if source_exif is None and orientation == 1:
+        return None
+    exif = PILImage.Exif()
+    if source_exif is not None:
+        try:
+            exif.load(source_exif)
+        except Exception:  # noqa: BLE001 - unreadable EXIF: write only the orientation
+            exif = PILImage.Exif()
+    if orientation == 1:
+        exif.pop(0x0112, None)
+    else:
+        exif[0x0112] = orientation
+    return exif.tobytes()

@@ -77,5 +77,8 @@ def install(sink: Sink) -> tuple[TextIO, TextIO]:
         sink(WARNING, text.rstrip("\n"))
 
     warnings.showwarning = show
-    logging.getLogger().addHandler(SinkHandler(sink))
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, SinkHandler)]:
+        root.removeHandler(handler)  # installing twice must not log twice
+    root.addHandler(SinkHandler(sink))
     return previous

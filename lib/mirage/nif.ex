@@ -14,13 +14,18 @@ defmodule Mirage.NIF do
     end
   end
 
-  @spec from_bytes(binary(), pos_integer()) ::
-          {:ok, reference(), atom(), pos_integer(), pos_integer()} | {:error, atom()}
-  def from_bytes(_bytes, _max_pixels), do: :erlang.nif_error(:nif_not_loaded)
+  @typep result ::
+           {:ok, binary() | nil, {reference(), atom(), pos_integer(), pos_integer()} | nil,
+            term()}
+           | {:error, atom()}
 
-  @spec resize(reference(), pos_integer(), pos_integer(), pos_integer()) ::
-          {:ok, binary(), reference(), atom(), pos_integer(), pos_integer()} | {:error, atom()}
-  def resize(_resource, _width, _height, _max_pixels), do: :erlang.nif_error(:nif_not_loaded)
+  @doc false
+  @spec call_io(atom(), reference() | binary() | nil, binary()) :: result()
+  def call_io(_op, _source, _args), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc false
+  @spec call_cpu(atom(), reference() | binary() | nil, binary()) :: result()
+  def call_cpu(_op, _source, _args), do: :erlang.nif_error(:nif_not_loaded)
 
   @spec live_handles() :: non_neg_integer()
   def live_handles, do: :erlang.nif_error(:nif_not_loaded)

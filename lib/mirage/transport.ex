@@ -1,23 +1,37 @@
 defmodule Mirage.Transport do
   @moduledoc """
-  How `Mirage` reaches the Python core. Every transport carries the same operations
-  with the same arguments, already validated by `Mirage`, plus one plain options map.
-  `Mirage.Transport.NIF` (the embedded interpreter) is the default and, for now, the
-  only one; a port and a distributed-node transport plug in here.
+  How `Mirage` reaches the Python core. Every transport carries the same
+  operations (the names in `mirage/ops.py`) with the same arguments: a source (a
+  held image's handle, encoded bytes, or `nil`) and one plain options map, already
+  validated by `Mirage.Options`. `Mirage.Transport.NIF` (the embedded interpreter)
+  is the default; a port and a distributed-node transport plug in here.
   """
-
-  @typedoc "Validated options passed with every operation."
-  @type options :: %{max_pixels: pos_integer()}
 
   @typedoc "An opaque reference to an image held by the Python core."
   @type handle :: term()
 
-  @callback from_bytes(binary(), options()) ::
-              {:ok, handle(), Mirage.format(), pos_integer(), pos_integer()}
-              | {:error, Mirage.Error.reason()}
+  @typedoc "A new held image: its handle, format and stored size."
+  @type image :: {handle(), Mirage.format(), pos_integer(), pos_integer()}
 
-  @callback resize(handle(), pos_integer(), pos_integer(), options()) ::
-              {:ok, binary(), handle(), Mirage.format(), pos_integer(), pos_integer()}
+  @typedoc "The operations, as named in mirage/ops.py."
+  @type op ::
+          :from_bytes
+          | :info
+          | :thumbnail
+          | :resize
+          | :crop
+          | :rotate
+          | :flip
+          | :auto_orient
+          | :to_bytes
+          | :formats
+
+  @doc """
+  Runs `op` and returns what it produced: encoded bytes, a new held image and a
+  plain result term, each `nil` when the operation makes none.
+  """
+  @callback call(op(), handle() | binary() | nil, map()) ::
+              {:ok, binary() | nil, image() | nil, term()}
               | {:error, Mirage.Error.reason()}
 
   @doc "How many images the Python core holds for this transport right now."

@@ -1,0 +1,127 @@
+defmodule Mirage.Options do
+  @moduledoc """
+  Validates the options of every `Mirage` function, once, before any transport is
+  involved. An unknown option or a bad value raises `ArgumentError` naming it.
+
+  The result is one plain map, the same for every transport, that always carries the
+  limits `:max_pixels` and `:allowed_formats` (from the call, else the application
+  environment, else the defaults).
+  """
+
+  @formats [:jpg, :png, :gif, :webp, :bmp, :tiff]
+  @default_max_pixels 50_000_000
+
+  @gravities [
+    :center,
+    :north,
+    :south,
+    :east,
+    :west,
+    :north_east,
+    :north_west,
+    :south_east,
+    :south_west
+  ]
+
+  @doc "Every format Mirage knows (what a build can really read: `Mirage.formats/0`)."
+  @spec formats() :: [Mirage.format()]
+  def formats, do: @formats
+
+  @doc "The default pixel budget."
+  @spec default_max_pixels() :: pos_integer()
+  def default_max_pixels, do: @default_max_pixels
+
+  @doc """
+  Checks `opts` (a keyword list) against the options `allowed` for `function` and
+  returns them as a map with the limits filled in.
+
+      iex> Mirage.Options.validate!([quality: 90], [:quality], "to_bytes/2").quality
+      90
+      iex> Mirage.Options.validate!([qualty: 90], [:quality], "to_bytes/2")
+      ** (ArgumentError) unknown option :qualty for Mirage.to_bytes/2; expected one of: [:quality, :max_pixels, :allowed_formats]
+  """
+  @spec validate!(keyword(), [atom()], String.t()) :: map()
+  def validate!(opts, allowed, function) do
+    allowed = allowed ++ [:max_pixels, :allowed_formats]
+
+    unless is_list(opts) and Enum.all?(opts, &match?({key, _} when is_atom(key), &1)) do
+      raise ArgumentError,
+            "options for Mirage.#{function} must be a keyword list, got: #{inspect(opts, limit: 5)}"
+    end
+
+    checked =
+      Map.new(opts, fn {key, value} ->
+        unless key in allowed do
+          raise ArgumentError,
+                "unknown option #{inspect(key)} for Mirage.#{function}; " <>
+                  "expected one of: #{inspect(allowed)}"
+        end
+
+        {key, check!(key, value)}
+      end)
+
+    Map.merge(limits(), checked)
+  end
+
+  defp limits do
+    %{
+      max_pixels:
+        check!(:max_pixels, Application.get_env(:mirage, :max_pixels, @default_max_pixels)),
+      allowed_formats:
+        check!(:allowed_formats, Application.get_env(:mirage, :allowed_formats, @formats))
+    }
+  end
+
+  @doc false
+  @spec check!(atom(), term()) :: term()
+  def check!(:fit, v) when v in [:fill, :contain, :cover, :exact], do: v
+  def check!(:gravity, v) when v in @gravities, do: v
+
+  def check!(:gravity, {x, y})
+      when is_number(x) and is_number(y) and x >= 0 and x <= 1 and y >= 0 and y <= 1,
+      do: {x / 1, y / 1}
+
+  def check!(:filter, v) when v in [:nearest, :bilinear, :bicubic, :lanczos], do: v
+  def check!(:format, v) when v in @formats, do: v
+  def check!(:frames, v) when v in [:all, :first], do: v
+  def check!(:quality, v) when is_integer(v) and v in 1..100, do: v
+  def check!(:compress_level, v) when is_integer(v) and v in 0..9, do: v
+  def check!(:max_pixels, v) when is_integer(v) and v > 0, do: v
+
+  def check!(key, v)
+      when key in [:upscale, :auto_orient, :strip, :progressive, :optimize, :lossless] and
+             is_boolean(v),
+      do: v
+
+  def check!(:allowed_formats, v) when is_list(v) and v != [] do
+    if Enum.all?(v, &(&1 in @formats)), do: Enum.uniq(v), else: invalid!(:allowed_formats, v)
+  end
+
+  def check!(:background, {r, g, b} = v) when r in 0..255 and g in 0..255 and b in 0..255, do: v
+
+  def check!(:background, {r, g, b, a} = v)
+      when r in 0..255 and g in 0..255 and b in 0..255 and a in 0..255,
+      do: v
+
+  def check!(key, v), do: invalid!(key, v)
+
+  @expected %{
+    fit: "one of :fill, :contain, :cover, :exact",
+    gravity: "one of #{inspect(@gravities)} or {x, y} with both in 0..1",
+    filter: "one of :nearest, :bilinear, :bicubic, :lanczos",
+    format: "one of #{inspect(@formats)}",
+    frames: ":all or :first",
+    quality: "an integer in 1..100",
+    compress_level: "an integer in 0..9",
+    max_pixels: "a positive integer",
+    allowed_formats: "a non-empty list of #{inspect(@formats)}",
+    background: "{r, g, b} or {r, g, b, a} with integers in 0..255"
+  }
+
+  defp invalid!(key, value) do
+    expected = Map.get(@expected, key, "a boolean")
+
+    raise ArgumentError,
+          "invalid value for option #{inspect(key)}: #{inspect(value, limit: 5)} (expected #{expected})"
+  end
+end

@@ -1,0 +1,296 @@
+"""Reading and writing image files with Pillow: the allowlist, decoding, encoding.
+
+Encoding goes to an anonymous in-memory file (memfd) where the OS provides one:
+Pillow then encodes the whole image in C with the GIL released (into ``BytesIO``
+it returns to Python between chunks, holding the GIL), and the bytes are read out
+once, straight into the caller's buffer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image as PILImage
+from PIL import ImageFile, features
+
+from mirage.errors import EncodeFailed, TruncatedImage, UnsupportedImageFormat, classify
+from mirage.formats import FORMATS, PILLOW_NAME
+
+# Bytes Pillow's plugins look at to recognise a format.
+_PREFIX = 16
+
+# Leading bytes too short for Pillow to recognise, but unmistakably a cut-off image.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+
+# Modes with an alpha band ("LAB" has an "A" band that is a colour channel).
+ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+
+#: Formats whose frames are an animation (other multi-frame files: first frame only).
+ANIMATED = ("gif", "webp", "png")
+
+# Modes each encoder writes as they are; anything else is converted first.
+_WRITABLE = {
+    "jpg": {"L", "RGB", "CMYK"},
+    "png": {"1", "L", "LA", "I;16", "P", "RGB", "RGBA"},
+    "gif": {"1", "L", "P", "RGB", "RGBA"},
+    "webp": {"RGB", "RGBA"},
+    "bmp": {"1", "L", "P", "RGB", "RGBA"},
+    "tiff": {"1", "L", "LA", "I", "I;16", "F", "P", "RGB", "RGBA", "CMYK"},
+}
+
+#: Formats Pillow can store EXIF in (for the others, orientation goes into the pixels).
+EXIF_FORMATS = ("jpg", "png", "webp", "tiff")
+
+DEFAULT_QUALITY = {"jpg": 85, "webp": 80}
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Decoded pixels: one frame for a still image, several for an animation."""
+
+    images: tuple[PILImage.Image, ...]
+    durations: tuple[int, ...] = ()
+    loop: int | None = None
+
+    @property
+    def first(self) -> PILImage.Image:
+        return self.images[0]
+
+    def map(self, fn) -> Frames:  # type: ignore[no-untyped-def]
+        return Frames(tuple(fn(im) for im in self.images), self.durations, self.loop)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How to write an image; ``None`` means the format's default."""
+
+    quality: int | None = None
+    progressive: bool = False
+    optimize: bool = False
+    lossless: bool = False
+    compress_level: int | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def open_image(data: bytes, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageFile:
+    """Open ``data`` (header only) with the first allowed plugin that recognises it."""
+    # Pillow's Image.open tries every plugin and hides why each one refused; asking
+    # the allowed plugins directly keeps the allowlist and tells truncation apart.
+    prefix = data[:_PREFIX]
+    for fmt in allowed:
+        factory, accept = PILImage.OPEN[PILLOW_NAME[fmt]]
+        verdict = accept(prefix) if accept else True
+        if isinstance(verdict, str) or not verdict:
+            continue
+        fp = io.BytesIO(data)
+        try:
+            return factory(fp, "")
+        except Exception as exc:  # mapped to a reason below
+            if fp.tell() >= len(data):
+                raise TruncatedImage(f"header ends early: {exc}") from exc
+            raise classify(exc, "decode") from exc
+    if data and any(sig.startswith(data) for sig in _SIGNATURES):
+        raise TruncatedImage("input is only the start of an image signature")
+    raise UnsupportedImageFormat("not an image in an allowed format")
+
+
+def verify(data: bytes, im: ImageFile.ImageFile, allowed: Sequence[str]) -> ImageFile.ImageFile:
+    """Check what decoding does not, returning an image ready to load."""
+    if im.format == "PNG":
+        # Pillow checks no IDAT checksums while decoding; verify walks every chunk's
+        # CRC (cheap next to inflating) so corrupt files fail instead of passing.
+        im.verify()
+        return open_image(data, allowed)
+    return im
+
+
+def has_alpha(im: PILImage.Image) -> bool:
+    return im.mode in ALPHA_MODES or "transparency" in im.info
+
+
+def decode_frames(im: ImageFile.ImageFile, count: int, orientation: int = 1) -> Frames:
+    """Load the first ``count`` frames of an opened image as independent images.
+
+    Frames come back as stored (Pillow's TIFF reader turns images upright while
+    loading; that is undone so every format follows one rule) and without ``info``,
+    so nothing of the source's metadata reaches an encoder unless asked for.
+    """
+    if count <= 1:
+        tagged = _tiff_orientation(im)
+        im.load()
+        return Frames((_plain(_as_stored(im, tagged, orientation)),))
+    images, durations = [], []
+    for index in range(count):
+        im.seek(index)
+        im.load()
+        images.append(_plain(resizable(im).copy()))
+        durations.append(int(im.info.get("duration", 0) or 0))
+    loop = im.info.get("loop")
+    return Frames(tuple(images), tuple(durations), loop if isinstance(loop, int) else None)
+
+
+def _tiff_orientation(im: ImageFile.ImageFile) -> int | None:
+    tags = getattr(im, "tag_v2", None)
+    return tags.get(0x0112) if tags is not None else None
+
+
+# The transposes that undo each EXIF orientation's correction.
+_UNDO = {
+    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
+    3: PILImage.Transpose.ROTATE_180,
+    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
+    5: PILImage.Transpose.TRANSPOSE,
+    6: PILImage.Transpose.ROTATE_90,
+    7: PILImage.Transpose.TRANSVERSE,
+    8: PILImage.Transpose.ROTATE_270,
+}
+
+
+def _as_stored(im: ImageFile.ImageFile, tagged: int | None, orientation: int) -> PILImage.Image:
+    pixels = resizable(im)
+    tags = getattr(im, "tag_v2", None)
+    if tagged in _UNDO and tags is not None and 0x0112 not in tags:
+        # Pillow applied (and then dropped) the orientation while loading.
+        return pixels.transpose(_UNDO[tagged])
+    return pixels
+
+
+def _plain(im: PILImage.Image) -> PILImage.Image:
+    im.info = {}
+    return im
+
+
+def stored_size(im: ImageFile.ImageFile) -> tuple[int, int]:
+    """The size of the stored pixels (Pillow reports TIFF 5-8 already turned)."""
+    if _tiff_orientation(im) in (5, 6, 7, 8):
+        return im.size[1], im.size[0]
+    return im.size
+
+
+def resizable(im: PILImage.Image) -> PILImage.Image:
+    """A mode every resampling filter works on (Pillow resizes P and 1 nearest-only)."""
+    if im.mode in ("P", "PA"):
+        return im.convert("RGBA" if has_alpha(im) else "RGB")
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode.startswith("I;16"):
+        return im.convert("I")
+    return im
+
+
+class Encoded:
+    """Encoded bytes held outside Python's heap until read out once."""
+
+    def __init__(self, file: io.BufferedRandom | io.BytesIO) -> None:
+        self._file = file
+        if isinstance(file, io.BytesIO):
+            self.size = file.getbuffer().nbytes
+        else:
+            self.size = os.fstat(file.fileno()).st_size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read_into(self, buffer: memoryview) -> None:
+        """Copy the bytes into ``buffer`` (exactly ``len(self)`` bytes long)."""
+        if isinstance(self._file, io.BytesIO):
+            buffer[:] = self._file.getbuffer()
+            return
+        done = 0
+        while done < self.size:
+            count = os.preadv(self._file.fileno(), [buffer[done:]], done)
+            if count <= 0:
+                raise EncodeFailed("encoded output shrank while being read")
+            done += count
+
+    def to_bytes(self) -> bytes:
+        buffer = bytearray(self.size)
+        self.read_into(memoryview(buffer))
+        return bytes(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Encoded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _scratch_file() -> io.BufferedRandom | io.BytesIO:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("mirage-encode", os.MFD_CLOEXEC)
+        return open(fd, "w+b")  # closed by the Encoded that wraps it
+    return io.BytesIO()
+
+
+def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
+    """Write ``frames`` as ``fmt``; all frames when the format animates, else the first."""
+    images = frames.images if fmt in ANIMATED else frames.images[:1]
+    images = tuple(_writable(im, fmt) for im in images)
+    params: dict[str, object] = {**_params(fmt, options), **options.extra}
+    if len(images) > 1:
+        params.update(save_all=True, append_images=list(images[1:]))
+        if frames.durations:
+            params["duration"] = list(frames.durations)
+        if frames.loop is not None:
+            params["loop"] = frames.loop
+    file = _scratch_file()
+    try:
+        images[0].save(file, format=PILLOW_NAME[fmt], **params)
+        file.flush()
+        return Encoded(file)
+    except Exception as exc:
+        file.close()
+        raise classify(exc, "encode") from exc
+
+
+def _writable(im: PILImage.Image, fmt: str) -> PILImage.Image:
+    if im.mode in _WRITABLE[fmt]:
+        return im
+    if fmt == "png" and im.mode == "I":
+        return im.convert("I;16")  # 16-bit sources are widened to I for resampling
+    if fmt == "jpg" or im.mode not in ALPHA_MODES:
+        return im.convert("RGB")
+    return im.convert("RGBA")
+
+
+def _params(fmt: str, options: EncodeOptions) -> dict[str, object]:
+    params: dict[str, object] = {}
+    if fmt in DEFAULT_QUALITY:
+        params["quality"] = options.quality or DEFAULT_QUALITY[fmt]
+    if fmt == "jpg":
+        params.update(progressive=options.progressive, optimize=options.optimize)
+    elif fmt == "png":
+        params["optimize"] = options.optimize
+        if options.compress_level is not None:
+            params["compress_level"] = options.compress_level
+    elif fmt == "webp":
+        params["lossless"] = options.lossless
+    elif fmt == "tiff":
+        params["compression"] = "tiff_lzw"
+    if options.icc_profile and fmt != "gif":
+        params["icc_profile"] = options.icc_profile
+    if options.exif and fmt in EXIF_FORMATS:
+        params["exif"] = options.exif
+    return params
+
+
+def readable() -> list[str]:
+    """Formats this Pillow build can decode (WebP needs libwebp compiled in)."""
+    return [f for f in FORMATS if PILLOW_NAME[f] in PILImage.OPEN and _has_codec(f)]
+
+
+def writable() -> list[str]:
+    """Formats this Pillow build can encode."""
+    return [f for f in FORMATS if PILLOW_NAME[f] in PILImage.SAVE and _has_codec(f)]
+
+
+def _has_codec(fmt: str) -> bool:
+    return fmt != "webp" or bool(features.check("webp"))

@@ -1,0 +1,135 @@
+"""Pure geometry: where to crop and what size to make, for each fit mode.
+
+Boxes are ``(left, top, right, bottom)`` in floating-point source pixels, as Pillow's
+``resize(box=...)`` takes them, so scaling and cropping happen in one resample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Fit = Literal["fill", "contain", "cover", "exact"]
+Box = tuple[float, float, float, float]
+
+FITS: tuple[str, ...] = ("fill", "contain", "cover", "exact")
+
+#: Named gravities as (x, y) centering: 0 is left/top, 1 is right/bottom.
+GRAVITIES: dict[str, tuple[float, float]] = {
+    "center": (0.5, 0.5),
+    "north": (0.5, 0.0),
+    "south": (0.5, 1.0),
+    "east": (1.0, 0.5),
+    "west": (0.0, 0.5),
+    "north_east": (1.0, 0.0),
+    "north_west": (0.0, 0.0),
+    "south_east": (1.0, 1.0),
+    "south_west": (0.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Take ``box`` of the source and resample it to ``size``."""
+
+    box: Box
+    size: tuple[int, int]
+
+
+def centering(gravity: str | tuple[float, float]) -> tuple[float, float]:
+    """The (x, y) centering for a gravity name or an explicit pair in [0, 1]."""
+    if isinstance(gravity, str):
+        return GRAVITIES[gravity]
+    x, y = gravity
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise ValueError(f"gravity {gravity!r} must lie within [0, 1] x [0, 1]")
+    return float(x), float(y)
+
+
+def plan(
+    src: tuple[int, int],
+    target: tuple[int, int],
+    fit: Fit = "fill",
+    *,
+    upscale: bool = True,
+    gravity: str | tuple[float, float] = "center",
+) -> Plan:
+    """Plan a resize of an image of size ``src`` into the ``target`` box.
+
+    - ``fill``: exactly the target size; scaled to cover it, cropped by gravity.
+    - ``contain``: fits inside the target, aspect ratio kept (one side matches).
+    - ``cover``: covers the target, aspect ratio kept, nothing cropped.
+    - ``exact``: stretched to the target size.
+
+    With ``upscale=False`` the source is never enlarged, so the result may be
+    smaller than asked for.
+    """
+    sw, sh = src
+    tw, th = target
+    full: Box = (0.0, 0.0, float(sw), float(sh))
+    if fit == "exact":
+        size = (tw, th) if upscale else (min(tw, sw), min(th, sh))
+        return Plan(full, size)
+    scale = max(tw / sw, th / sh) if fit in ("fill", "cover") else min(tw / sw, th / sh)
+    if not upscale:
+        scale = min(scale, 1.0)
+    scaled = (max(1, round(sw * scale)), max(1, round(sh * scale)))
+    if fit != "fill":
+        return Plan(full, scaled)
+    size = (min(tw, scaled[0]), min(th, scaled[1]))
+    crop_w, crop_h = min(sw, size[0] / scale), min(sh, size[1] / scale)
+    cx, cy = centering(gravity)
+    left, top = (sw - crop_w) * cx, (sh - crop_h) * cy
+    return Plan((left, top, left + crop_w, top + crop_h), size)
+
+
+def swaps_axes(orientation: int) -> bool:
+    """EXIF orientations 5-8 store the image transposed (width and height swapped)."""
+    return orientation >= 5
+
+
+def upright_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """The displayed size of a stored image with this EXIF orientation."""
+    return (size[1], size[0]) if swaps_axes(orientation) else size
+
+
+def stored_box(box: Box, orientation: int, stored: tuple[int, int]) -> Box:
+    """Map a box on the upright image to the same pixels of the stored image.
+
+    This lets a thumbnail resample the stored pixels first and rotate only the
+    small result, instead of rotating the whole decoded image.
+    """
+    left, top, right, bottom = box
+    w, h = stored
+    match orientation:
+        case 2:
+            return (w - right, top, w - left, bottom)
+        case 3:
+            return (w - right, h - bottom, w - left, h - top)
+        case 4:
+            return (left, h - bottom, right, h - top)
+        case 5:
+            return (top, left, bottom, right)
+        case 6:
+            return (top, h - right, bottom, h - left)
+        case 7:
+            return (w - bottom, h - right, w - top, h - left)
+        case 8:
+            return (w - bottom, left, w - top, right)
+        case _:
+            return box
+
+
+def draft_request(box: Box, size: tuple[int, int], stored: tuple[int, int]) -> tuple[int, int]:
+    """The smallest whole-image size that still leaves 2x pixels for the resample.
+
+    JPEG can decode at 1/2, 1/4 or 1/8 scale; Pillow's ``draft`` picks the largest
+    reduction whose result is at least this size.
+    """
+    sx = size[0] / max(box[2] - box[0], 1e-9)
+    sy = size[1] / max(box[3] - box[1], 1e-9)
+    return (
+        max(1, math.ceil(stored[0] * sx * 2)),
+        max(1, math.ceil(stored[1] * sy * 2)),
+    )

@@ -1,0 +1,150 @@
+"""The operations every transport offers, by name, with one argument shape.
+
+A transport (the NIF's ``mirage._nif``, later the port and node programs) decodes a
+request into ``(name, source, args)``: ``source`` is the image the request names
+(bytes, a held :class:`~mirage.image.Image`, or ``None``) and ``args`` a dict already
+validated by Elixir, with ``max_pixels`` and ``allowed_formats`` always present. It
+gets back an :class:`Outcome` to encode in its own way. Python re-checks bounds
+(the pixel budget) as a second line of defence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mirage import image
+from mirage.codec import Encoded
+from mirage.etf import Atom
+from mirage.image import Image
+
+Source = bytes | Image | None
+
+
+@dataclass
+class Outcome:
+    """What an operation produced: encoded bytes, a new held image, a plain term."""
+
+    data: Encoded | None = None
+    image: Image | None = None
+    term: object = None
+
+
+def _limits(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "max_pixels": args["max_pixels"],
+        "allowed_formats": tuple(str(f) for f in args["allowed_formats"]),
+    }
+
+
+def _plain(args: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The named options that are present, with atoms as plain strings."""
+    out = {}
+    for name in names:
+        if name in args and args[name] is not None:
+            value = args[name]
+            out[name] = str(value) if isinstance(value, Atom) else value
+    return out
+
+
+_THUMBNAIL_OPTIONS = (
+    "fit",
+    "filter",
+    "upscale",
+    "auto_orient",
+    "format",
+    "quality",
+    "strip",
+    "frames",
+)
+
+
+def _held(source: Source) -> Image:
+    if not isinstance(source, Image):
+        raise TypeError(f"operation needs a held image, got {type(source).__name__}")
+    return source
+
+
+def _bytes(source: Source) -> bytes:
+    if not isinstance(source, bytes):
+        raise TypeError(f"operation needs bytes, got {type(source).__name__}")
+    return source
+
+
+def from_bytes(source: Source, args: Mapping[str, Any]) -> Outcome:
+    return Outcome(image=image.from_bytes(_bytes(source), **_limits(args)))
+
+
+def info(source: Source, args: Mapping[str, Any]) -> Outcome:
+    fields = asdict(image.info(_bytes(source), **_limits(args)))
+    fields["format"] = Atom(fields["format"])
+    return Outcome(term={Atom(k): v for k, v in fields.items()})
+
+
+def thumbnail(source: Source, args: Mapping[str, Any]) -> Outcome:
+    if not isinstance(source, (bytes, Image)):
+        raise TypeError(f"thumbnail needs bytes or a held image, got {type(source).__name__}")
+    options = _plain(args, *_THUMBNAIL_OPTIONS)
+    gravity = args.get("gravity")
+    if gravity is not None:
+        options["gravity"] = str(gravity) if isinstance(gravity, Atom) else tuple(gravity)
+    data, result = image.thumbnail_encoded(
+        source,  # type: ignore[arg-type]
+        args["width"],
+        args["height"],
+        **options,
+        **_limits(args),
+    )
+    return Outcome(data=data, image=result)
+
+
+def crop(source: Source, args: Mapping[str, Any]) -> Outcome:
+    held = _held(source)
+    x, y, w, h = (args[k] for k in ("x", "y", "width", "height"))
+    return Outcome(image=image.crop(held, x, y, w, h, max_pixels=args["max_pixels"]))
+
+
+def rotate(source: Source, args: Mapping[str, Any]) -> Outcome:
+    background = args.get("background")
+    rotated = image.rotate(
+        _held(source),
+        args["degrees"],
+        background=tuple(background) if background is not None else None,
+        max_pixels=args["max_pixels"],
+    )
+    return Outcome(image=rotated)
+
+
+def flip(source: Source, args: Mapping[str, Any]) -> Outcome:
+    direction = str(args["direction"])
+    return Outcome(image=image.flip(_held(source), direction, max_pixels=args["max_pixels"]))  # type: ignore[arg-type]
+
+
+def auto_orient(source: Source, args: Mapping[str, Any]) -> Outcome:
+    return Outcome(image=image.auto_orient(_held(source), max_pixels=args["max_pixels"]))
+
+
+def to_bytes(source: Source, args: Mapping[str, Any]) -> Outcome:
+    options = _plain(
+        args, "format", "quality", "progressive", "optimize", "lossless", "compress_level", "strip"
+    )
+    return Outcome(data=image.to_encoded(_held(source), max_pixels=args["max_pixels"], **options))
+
+
+def formats(source: Source, args: Mapping[str, Any]) -> Outcome:
+    return Outcome(term={Atom(k): [Atom(f) for f in v] for k, v in image.formats().items()})
+
+
+OPS: dict[str, Callable[[Source, Mapping[str, Any]], Outcome]] = {
+    "from_bytes": from_bytes,
+    "info": info,
+    "thumbnail": thumbnail,
+    "resize": thumbnail,
+    "crop": crop,
+    "rotate": rotate,
+    "flip": flip,
+    "auto_orient": auto_orient,
+    "to_bytes": to_bytes,
+    "formats": formats,
+}
