@@ -8,6 +8,7 @@ like success to C.
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 import warnings
@@ -55,6 +56,13 @@ def _unexpected(exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
     print("".join(traceback.format_exception(exc_type, exc, tb)), file=sys.stderr)
 
 
+@functools.lru_cache(maxsize=256)
+def _arguments(encoded: bytes) -> dict:  # type: ignore[type-arg]
+    # Option maps repeat from call to call (the limits are in every one); callers
+    # treat the decoded dict as read-only.
+    return etf.decode(encoded)
+
+
 def _write(out, size: int):  # type: ignore[no-untyped-def]
     target = lib.mirage_output_alloc(out, size)
     if target == ffi.NULL:
@@ -85,18 +93,23 @@ def mirage_py_start() -> int:
 
 @ffi.def_extern(error=_INTERNAL, onerror=_unexpected)
 def mirage_py_call(op, handle, data, size, args, args_size, image, data_out, term_out) -> int:  # type: ignore[no-untyped-def]
+    source: ops.Source = None
     try:
         if handle > 0:
-            source: ops.Source = _images.get(handle)
+            source = _images.get(handle)
         elif data != ffi.NULL:
-            source = ffi.buffer(data, size)[:]
+            # Borrowed for this call only: operations that keep an image copy it.
+            source = memoryview(ffi.buffer(data, size))
         else:
             source = None
-        arguments = etf.decode(ffi.buffer(args, args_size))
+        arguments = _arguments(ffi.buffer(args, args_size)[:])
         outcome = ops.OPS[ffi.string(op).decode()](source, arguments)
         _deliver(outcome, image, data_out, term_out)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reason code
         return _code(exc)
+    finally:
+        if isinstance(source, memoryview):
+            source.release()  # any later use raises instead of reading freed memory
     return _OK
 
 

@@ -77,29 +77,73 @@ class EncodeOptions:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def open_image(data: bytes, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageFile:
-    """Open ``data`` (header only) with the first allowed plugin that recognises it."""
+Data = bytes | memoryview
+
+
+class _ViewFile(io.RawIOBase):
+    """A read-only file over a buffer, without copying it as ``BytesIO`` would."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view.cast("B")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        chunk = self._view[self._pos : self._pos + len(buffer)]
+        count = len(chunk)
+        memoryview(buffer).cast("B")[:count] = chunk
+        self._pos += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _file(data: Data) -> io.BytesIO | io.BufferedReader:
+    # BytesIO shares a bytes object but copies any other buffer.
+    if isinstance(data, bytes):
+        return io.BytesIO(data)
+    return io.BufferedReader(_ViewFile(data))
+
+
+def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageFile:
+    """Open ``data`` (header only) with the first allowed plugin that recognises it.
+
+    ``data`` may be a memoryview borrowed for the length of a call (the NIF lends
+    the Erlang binary this way): it is read in place, never copied whole.
+    """
     # Pillow's Image.open tries every plugin and hides why each one refused; asking
     # the allowed plugins directly keeps the allowlist and tells truncation apart.
-    prefix = data[:_PREFIX]
+    prefix = bytes(data[:_PREFIX])
     for fmt in allowed:
         factory, accept = PILImage.OPEN[PILLOW_NAME[fmt]]
         verdict = accept(prefix) if accept else True
         if isinstance(verdict, str) or not verdict:
             continue
-        fp = io.BytesIO(data)
+        fp = _file(data)
         try:
             return factory(fp, "")
         except Exception as exc:  # mapped to a reason below
             if fp.tell() >= len(data):
                 raise TruncatedImage(f"header ends early: {exc}") from exc
             raise classify(exc, "decode") from exc
-    if data and any(sig.startswith(data) for sig in _SIGNATURES):
+    if len(data) and any(sig.startswith(prefix) for sig in _SIGNATURES):
         raise TruncatedImage("input is only the start of an image signature")
     raise UnsupportedImageFormat("not an image in an allowed format")
 
 
-def verify(data: bytes, im: ImageFile.ImageFile, allowed: Sequence[str]) -> ImageFile.ImageFile:
+def verify(data: Data, im: ImageFile.ImageFile, allowed: Sequence[str]) -> ImageFile.ImageFile:
     """Check what decoding does not, returning an image ready to load."""
     if im.format == "PNG":
         # Pillow checks no IDAT checksums while decoding; verify walks every chunk's
@@ -123,6 +167,7 @@ def decode_frames(im: ImageFile.ImageFile, count: int, orientation: int = 1) -> 
     if count <= 1:
         tagged = _tiff_orientation(im)
         im.load()
+        im.fp = None  # loaded: drop the file, which may borrow the caller's buffer
         return Frames((_plain(_as_stored(im, tagged, orientation)),))
     images, durations = [], []
     for index in range(count):

@@ -83,7 +83,7 @@ class Image:
     byte_size: int | None
     frames: int = 1
     orientation: int = 1
-    _source: bytes | None = field(default=None, repr=False)
+    _source: bytes | memoryview | None = field(default=None, repr=False)
     _pixels: Frames | None = field(default=None, repr=False)
     _allowed: tuple[str, ...] = field(default=DEFAULT_ALLOWED, repr=False)
     _exif: bytes | None = field(default=None, repr=False)
@@ -114,17 +114,18 @@ def from_bytes(
     Raises :class:`~mirage.errors.MirageError` subclasses for bad data. A corrupt body
     is only noticed by the first operation that decodes pixels.
     """
+    # A held image outlives the caller's buffer: keep a copy (none if already bytes).
     return _read_header(bytes(data), max_pixels, tuple(allowed_formats))[0]
 
 
 def info(
-    data: bytes,
+    data: bytes | memoryview,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
 ) -> Info:
     """Describe an image from its header alone, so large ones can be refused cheaply."""
-    image, im = _read_header(bytes(data), max_pixels, tuple(allowed_formats))
+    image, im = _read_header(data, max_pixels, tuple(allowed_formats))
     has_alpha = codec.has_alpha(im)
     return Info(
         image.format,
@@ -176,7 +177,7 @@ def thumbnail(
 
 
 def thumbnail_encoded(
-    source: bytes | Image,
+    source: bytes | memoryview | Image,
     width: int,
     height: int,
     *,
@@ -202,8 +203,10 @@ def thumbnail_encoded(
     (default: the source's) and returns the encoded bytes with an :class:`Image`
     holding the result.
     """
+    opened = None
     if not isinstance(source, Image):
-        source = from_bytes(source, max_pixels=max_pixels, allowed_formats=allowed_formats)
+        # Read in place: the source is needed only for the length of this call.
+        source, opened = _read_header(source, max_pixels, tuple(allowed_formats))
     _check_positive(width, height)
     filter_ = FILTERS[filter]
     orientation = source.orientation if auto_orient else 1
@@ -220,7 +223,7 @@ def thumbnail_encoded(
     count = _frame_count(source, frames)
     _check_budget(_frames_cost(size[0], size[1], count), max_pixels)
 
-    pixels, scale = _decode(source, count, max_pixels, draft=(box, size))
+    pixels, scale = _decode(source, count, max_pixels, draft=(box, size), opened=opened)
     box = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
     gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
     with translate("decode"):
@@ -382,7 +385,9 @@ def formats() -> dict[str, list[str]]:
     }
 
 
-def _read_header(data: bytes, max_pixels: int, allowed: tuple[str, ...]) -> tuple[Image, object]:
+def _read_header(
+    data: bytes | memoryview, max_pixels: int, allowed: tuple[str, ...]
+) -> tuple[Image, object]:
     unknown = [f for f in allowed if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown formats in allowed_formats: {unknown}")
@@ -406,7 +411,7 @@ def _read_header(data: bytes, max_pixels: int, allowed: tuple[str, ...]) -> tupl
     return image, im
 
 
-def _orientation(im: PILImage.Image, data: bytes) -> int:
+def _orientation(im: PILImage.Image, data: bytes | memoryview) -> int:
     try:
         if im.format == "PNG" and "exif" not in im.info:
             # Pillow's PNG getexif() decodes every pixel to reach an eXIf chunk
@@ -424,13 +429,13 @@ def _orientation(im: PILImage.Image, data: bytes) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _png_chunk(data: bytes, kind: bytes) -> bytes | None:
+def _png_chunk(data: bytes | memoryview, kind: bytes) -> bytes | None:
     pos = 8
     while pos + 8 <= len(data):
         length = int.from_bytes(data[pos : pos + 4], "big")
-        chunk = data[pos + 4 : pos + 8]
+        chunk = bytes(data[pos + 4 : pos + 8])
         if chunk == kind:
-            return data[pos + 8 : pos + 8 + length]
+            return bytes(data[pos + 8 : pos + 8 + length])
         if chunk == b"IEND":
             return None
         pos += 12 + length
@@ -481,8 +486,13 @@ def _decode(
     count: int,
     max_pixels: int,
     draft: tuple[geometry.Box, tuple[int, int]] | None = None,
+    opened: object = None,
 ) -> tuple[Frames, float]:
-    """Decoded frames, and the scale a JPEG draft applied to the stored size."""
+    """Decoded frames, and the scale a JPEG draft applied to the stored size.
+
+    ``opened`` is the image file :func:`_read_header` just opened on the same
+    source, reused rather than parsed again.
+    """
     if image._pixels is not None:
         held = image._pixels
         if count < len(held.images):
@@ -491,7 +501,7 @@ def _decode(
     assert image._source is not None
     _check_budget(_frames_cost(image.width, image.height, count), max_pixels)
     with translate("decode"):
-        im = codec.open_image(image._source, image._allowed)
+        im = opened if opened is not None else codec.open_image(image._source, image._allowed)
         im = codec.verify(image._source, im, image._allowed)
         if im.format in ("JPEG", "MPO") and not im.tile:
             raise TruncatedImage("the file ends before its image data")

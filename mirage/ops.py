@@ -11,7 +11,7 @@ gets back an :class:`Outcome` to encode in its own way. Python re-checks bounds
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from mirage import image
@@ -19,7 +19,7 @@ from mirage.codec import Encoded
 from mirage.etf import Atom
 from mirage.image import Image
 
-Source = bytes | Image | None
+Source = bytes | memoryview | Image | None
 
 
 @dataclass
@@ -66,8 +66,8 @@ def _held(source: Source) -> Image:
     return source
 
 
-def _bytes(source: Source) -> bytes:
-    if not isinstance(source, bytes):
+def _bytes(source: Source) -> bytes | memoryview:
+    if not isinstance(source, (bytes, memoryview)):
         raise TypeError(f"operation needs bytes, got {type(source).__name__}")
     return source
 
@@ -76,14 +76,18 @@ def from_bytes(source: Source, args: Mapping[str, Any]) -> Outcome:
     return Outcome(image=image.from_bytes(_bytes(source), **_limits(args)))
 
 
+_INFO_KEYS = tuple(Atom(k) for k in image.Info.__dataclass_fields__)
+
+
 def info(source: Source, args: Mapping[str, Any]) -> Outcome:
-    fields = asdict(image.info(_bytes(source), **_limits(args)))
-    fields["format"] = Atom(fields["format"])
-    return Outcome(term={Atom(k): v for k, v in fields.items()})
+    found = image.info(_bytes(source), **_limits(args))
+    values = [getattr(found, k) for k in _INFO_KEYS]
+    values[0] = Atom(found.format)
+    return Outcome(term=dict(zip(_INFO_KEYS, values, strict=True)))
 
 
 def thumbnail(source: Source, args: Mapping[str, Any]) -> Outcome:
-    if not isinstance(source, (bytes, Image)):
+    if not isinstance(source, (bytes, memoryview, Image)):
         raise TypeError(f"thumbnail needs bytes or a held image, got {type(source).__name__}")
     options = _plain(args, *_THUMBNAIL_OPTIONS)
     gravity = args.get("gravity")

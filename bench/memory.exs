@@ -1,0 +1,42 @@
+# Peak RSS growth per in-flight 12 MP thumbnail; run by bench/run.exs in a fresh VM
+# per level: `MIX_ENV=prod mix run bench/memory.exs IN_FLIGHT`.
+[in_flight] = Enum.map(System.argv(), &String.to_integer/1)
+shared = Path.expand("../../shared", __DIR__)
+bytes = File.read!(Path.join(shared, "bench-images/photo_12mp.jpg"))
+small = File.read!(Path.join(shared, "bench-images/real_rocket_640x427.jpg"))
+
+rss_kb = fn ->
+  [kb] =
+    Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/self/status"), capture: :all_but_first)
+
+  String.to_integer(kb)
+end
+
+# Warm up on a small JPEG: Python, Pillow and the codecs are loaded, no big buffers.
+{:ok, _, _} = Mirage.thumbnail(small, 64, 64)
+:erlang.garbage_collect()
+Process.sleep(200)
+base = rss_kb.()
+
+sampler =
+  spawn(fn ->
+    loop = fn loop, peak ->
+      receive do
+        {:stop, from} -> send(from, {:peak, peak})
+      after
+        1 -> loop.(loop, max(peak, rss_kb.()))
+      end
+    end
+
+    loop.(loop, base)
+  end)
+
+1..in_flight
+|> Enum.map(fn _ -> Task.async(fn -> Mirage.thumbnail(bytes, 256, 256, quality: 85) end) end)
+|> Enum.each(fn task -> {:ok, _, _} = Task.await(task, 60_000) end)
+
+send(sampler, {:stop, self()})
+peak = receive do: ({:peak, kb} -> kb)
+growth = (peak - base) / 1024 / in_flight
+IO.puts("base_kb=#{base} peak_kb=#{peak}")
+IO.puts("growth_per_in_flight_mb=#{:erlang.float_to_binary(growth, decimals: 1)}")
