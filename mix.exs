@@ -40,6 +40,9 @@ defmodule Mix.Tasks.Compile.MirageNif do
     case System.cmd(python, args, stderr_to_stdout: true) do
       {_output, 0} ->
         File.write!(@stamp, stamp)
+        # Mix links priv/ into _build before compilers run; on a fresh clone priv/
+        # did not exist then, so link it now.
+        Mix.Project.build_structure()
         {:ok, []}
 
       {output, status} ->
