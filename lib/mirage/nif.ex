@@ -9,8 +9,14 @@ defmodule Mirage.NIF do
   @doc false
   def load do
     # load_nif must be called from this module; the Loader prepares and explains.
-    with {:ok, path, info} <- Mirage.NIF.Loader.prepare() do
-      Mirage.NIF.Loader.result(:erlang.load_nif(path, info))
+    with {:ok, path, info} <- Mirage.NIF.Loader.prepare(),
+         :ok <- Mirage.NIF.Loader.result(:erlang.load_nif(path, info)) do
+      :ok
+    else
+      {:error, {:mirage_nif, message}} = error ->
+        # Also without Logger running (the code server's own report needs it).
+        IO.puts(:stderr, "mirage: the NIF was not loaded: " <> message)
+        error
     end
   end
 

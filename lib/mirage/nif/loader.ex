@@ -34,7 +34,8 @@ defmodule Mirage.NIF.Loader do
   @spec result(:ok | {:error, term()}) :: :ok | {:error, {:mirage_nif, String.t()}}
   def result(:ok), do: :ok
 
-  def result({:error, {:load_failed, text}} = error) do
+  def result({:error, {_kind, text}} = error) when is_list(text) or is_binary(text) do
+    # The load callback's return code is only visible in ERTS's text.
     case Regex.run(~r/unsuccessful \((\d+)\)/, to_string(text)) do
       [_, code] -> {:error, {:mirage_nif, explain(String.to_integer(code))}}
       nil -> {:error, {:mirage_nif, inspect(error)}}
