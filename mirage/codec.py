@@ -286,6 +286,8 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
             params["duration"] = list(frames.durations)
         if frames.loop is not None:
             params["loop"] = frames.loop
+        elif fmt != "gif":
+            params["loop"] = 1  # a GIF without a loop count plays once; 0 is forever
     file = _scratch_file()
     try:
         images[0].save(file, format=PILLOW_NAME[fmt], **params)
@@ -299,8 +301,14 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
 def _writable(im: PILImage.Image, fmt: str) -> PILImage.Image:
     if im.mode in _WRITABLE[fmt]:
         return im
-    if fmt == "png" and im.mode == "I":
-        return im.convert("I;16")  # 16-bit sources are widened to I for resampling
+    if im.mode == "I":
+        # 16-bit sources are widened to I for resampling: back to 16 bits where the
+        # format has them, else scaled (not clipped) to 8 bits.
+        if fmt == "png":
+            return im.convert("I;16")
+        im = im.point(lambda v: v / 256, "L")
+        if im.mode in _WRITABLE[fmt]:
+            return im
     if fmt == "jpg" or im.mode not in ALPHA_MODES:
         return im.convert("RGB")
     return im.convert("RGBA")

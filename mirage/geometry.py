@@ -65,6 +65,8 @@ def plan(
     With ``upscale=False`` the source is never enlarged, so the result may be
     smaller than asked for.
     """
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     sw, sh = src
     tw, th = target
     full: Box = (0.0, 0.0, float(sw), float(sh))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image as PILImage
 
@@ -139,39 +139,10 @@ def info(
 
 
 def thumbnail(
-    source: bytes | Image,
-    width: int,
-    height: int,
-    *,
-    fit: geometry.Fit = "fill",
-    gravity: str | tuple[float, float] = "center",
-    filter: Filter = "bilinear",
-    upscale: bool = True,
-    auto_orient: bool = True,
-    format: str | None = None,
-    quality: int | None = None,
-    strip: bool = True,
-    frames: Literal["all", "first"] = "all",
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    source: bytes | memoryview | Image, width: int, height: int, **options: Any
 ) -> tuple[bytes, Image]:
-    """Resize into a ``width`` x ``height`` box and encode; see :func:`thumbnail_encoded`."""
-    encoded, image = thumbnail_encoded(
-        source,
-        width,
-        height,
-        fit=fit,
-        gravity=gravity,
-        filter=filter,
-        upscale=upscale,
-        auto_orient=auto_orient,
-        format=format,
-        quality=quality,
-        strip=strip,
-        frames=frames,
-        max_pixels=max_pixels,
-        allowed_formats=allowed_formats,
-    )
+    """:func:`thumbnail_encoded` (same options), returning the encoded bytes."""
+    encoded, image = thumbnail_encoded(source, width, height, **options)
     with encoded:
         return encoded.to_bytes(), image
 
@@ -220,7 +191,8 @@ def thumbnail_encoded(
     )
     box = geometry.stored_box(upright_plan.box, orientation, stored)
     size = geometry.upright_size(upright_plan.size, orientation)
-    count = _frame_count(source, frames)
+    out_format = format or source.format
+    count = _frame_count(source, frames if out_format in codec.ANIMATED else "first")
     _check_budget(_frames_cost(size[0], size[1], count), max_pixels)
 
     pixels, scale = _decode(source, count, max_pixels, draft=(box, size), opened=opened)
@@ -231,8 +203,8 @@ def thumbnail_encoded(
         if orientation in _UPRIGHT:
             resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
     result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
-    encoded = _encode(result, format or source.format, strip=strip, quality=quality)
-    return encoded, replace(result, format=format or source.format, byte_size=len(encoded))
+    encoded = _encode(result, out_format, strip=strip, quality=quality)
+    return encoded, replace(result, format=out_format, byte_size=len(encoded))
 
 
 def resize(
@@ -322,30 +294,9 @@ def auto_orient(image: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
         return _derived(image, pixels.map(lambda im: im.transpose(method)), orientation=1)
 
 
-def to_bytes(
-    image: Image,
-    *,
-    format: str | None = None,
-    quality: int | None = None,
-    progressive: bool = False,
-    optimize: bool = False,
-    lossless: bool = False,
-    compress_level: int | None = None,
-    strip: bool = True,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> bytes:
-    """Encode ``image`` as ``format`` (default: its own); see :func:`to_encoded`."""
-    with to_encoded(
-        image,
-        format=format,
-        quality=quality,
-        progressive=progressive,
-        optimize=optimize,
-        lossless=lossless,
-        compress_level=compress_level,
-        strip=strip,
-        max_pixels=max_pixels,
-    ) as encoded:
+def to_bytes(image: Image, **options: Any) -> bytes:
+    """:func:`to_encoded` (same options), returning the bytes."""
+    with to_encoded(image, **options) as encoded:
         return encoded.to_bytes()
 
 
@@ -405,7 +356,7 @@ def _read_header(
             orientation=_orientation(im, data),
             _source=data,
             _allowed=allowed,
-            _exif=im.info.get("exif"),
+            _exif=_source_exif(im, data),
             _icc=im.info.get("icc_profile"),
         )
     return image, im
@@ -427,6 +378,32 @@ def _orientation(im: PILImage.Image, data: bytes | memoryview) -> int:
     except Exception:  # noqa: BLE001 - broken EXIF must not fail the whole image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# TIFF tags that are metadata about the picture (not its layout), kept by strip=False.
+_TIFF_METADATA_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298)
+_EXIF_IFDS = (0x8769, 0x8825)  # the EXIF and GPS sub-directories
+
+
+def _source_exif(im: PILImage.Image, data: bytes | memoryview) -> bytes | None:
+    """The source's EXIF as bytes, also where Pillow's header ``info`` lacks it."""
+    raw = im.info.get("exif")
+    if raw is not None or im.format not in ("PNG", "TIFF"):
+        return raw
+    try:
+        if im.format == "PNG":
+            return _png_chunk(data, b"eXIf")
+        tags = im.getexif()  # the TIFF's own directory: reading it decodes no pixels
+        exif = PILImage.Exif()
+        for tag in _TIFF_METADATA_TAGS:
+            if tag in tags:
+                exif[tag] = tags[tag]
+        for ifd in _EXIF_IFDS:
+            if tags.get_ifd(ifd):
+                exif.get_ifd(ifd).update(tags.get_ifd(ifd))
+        return exif.tobytes() if len(exif) or any(exif.get_ifd(i) for i in _EXIF_IFDS) else None
+    except Exception:  # noqa: BLE001 - broken metadata must not fail the image
+        return None
 
 
 def _png_chunk(data: bytes | memoryview, kind: bytes) -> bytes | None:
@@ -534,13 +511,15 @@ def _rotate_free(
     im: PILImage.Image, degrees: float, background: tuple[int, ...] | None
 ) -> PILImage.Image:
     alpha = im.mode in codec.ALPHA_MODES
-    if background is None:
-        fill: object = (0,) * len(im.getbands()) if alpha else 0
-    elif len(background) == 4 and not alpha:
+    if background is not None and len(background) == 4 and not alpha:
         im = im.convert("RGBA")
-        fill = background
-    else:
-        fill = background[: len(im.getbands())] if len(im.getbands()) > 1 else background[0]
+        alpha = True
+    if background is None:
+        background = (0, 0, 0, 0) if alpha else (0, 0, 0)
+    # The colour in the image's own mode, converted the way Pillow converts pixels:
+    # black is (0, 0, 0, 255) in CMYK, an RGB colour on greyscale is its luminance.
+    colour = background if len(background) == 4 else (*background, 255)
+    fill = PILImage.new("RGBA", (1, 1), colour).convert(im.mode).getpixel((0, 0))
     # Pillow turns counter-clockwise; Mirage, like ImageMagick and libvips, clockwise.
     return im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
 

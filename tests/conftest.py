@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import ExifTags, ImageChops, ImageFile, ImageOps, ImageStat
 from PIL import Image as PILImage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -130,3 +131,74 @@ def corpus_params(items: Iterable[object], ids: Callable[[object], str]) -> list
     if params:
         return params
     return [pytest.param(None, id="no-corpus", marks=pytest.mark.skip(reason=NO_CORPUS))]
+
+
+# --- bench photographs, pixel comparison and spies (tests of the imaging API) -------------
+
+BENCH = SHARED / "bench-images"
+NO_BENCH = "../shared/bench-images not present (plain install)"
+requires_bench = pytest.mark.skipif(not BENCH.is_dir(), reason=NO_BENCH)
+
+
+def bench_bytes(name: str) -> bytes:
+    """A bench photograph's bytes; skips (with the reason) when it is absent."""
+    path = BENCH / name
+    if not path.is_file():
+        pytest.skip(NO_BENCH)
+    return path.read_bytes()
+
+
+def mean_abs_diff(a: PILImage.Image, b: PILImage.Image) -> float:
+    """The worst channel's mean absolute difference (0-255) between equal-sized images."""
+    assert a.size == b.size, f"sizes differ: {a.size} != {b.size}"
+    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+    return max(ImageStat.Stat(diff).mean)
+
+
+def exif_bytes(orientation: int | None = None, **tags: object) -> bytes:
+    """An EXIF block with ``orientation`` and any named base tags (e.g. Make="Acme")."""
+    exif = PILImage.Exif()
+    if orientation is not None:
+        exif[ExifTags.Base.Orientation] = orientation
+    for name, value in tags.items():
+        exif[ExifTags.Base[name]] = value
+    return exif.tobytes()
+
+
+def displayed(data: bytes) -> PILImage.Image:
+    """How a viewer shows ``data``: decoded, then turned by its EXIF orientation.
+
+    (Pillow's TIFF reader turns the pixels itself and drops the tag, so this is a
+    no-op there and still right.)
+    """
+    return ImageOps.exif_transpose(open_bytes(data))
+
+
+@pytest.fixture
+def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every pixel decode Pillow starts, whichever plugin and path it takes.
+
+    ``Image.load`` and ``ImageFile.load`` cover the usual path, ``_getdecoder`` catches
+    any plugin that decodes tiles without them.
+    """
+    calls: list[str] = []
+    image_load = PILImage.Image.load
+    file_load = ImageFile.ImageFile.load
+    getdecoder = PILImage._getdecoder
+
+    def spy_image_load(self: PILImage.Image):  # type: ignore[no-untyped-def]
+        calls.append(f"Image.load:{type(self).__name__}")
+        return image_load(self)
+
+    def spy_file_load(self: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+        calls.append(f"ImageFile.load:{type(self).__name__}")
+        return file_load(self)
+
+    def spy_getdecoder(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("decoder")
+        return getdecoder(*args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "load", spy_image_load)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy_file_load)
+    monkeypatch.setattr(PILImage, "_getdecoder", spy_getdecoder)
+    return calls
