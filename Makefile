@@ -59,7 +59,13 @@ format: setup
 	clang-format -i c_src/*.c c_src/*.h
 	mix format
 
+# Benchmarks: baselines (pyvips with its bundled libvips, ImageMagick) are installed
+# here, not for tests. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 make bench
+# measures the VM with glibc's large-buffer reuse restored (see README).
 bench: setup
+	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+	@test -x /usr/bin/convert || ($(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick)
 	MIX_ENV=prod mix run bench/run.exs
 
 clean:

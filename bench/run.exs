@@ -299,8 +299,10 @@ defmodule Bench do
           nil
       end
 
+    malloc = System.get_env("GLIBC_TUNABLES") || "glibc defaults (as set by ERTS)"
+
     "#{System.schedulers_online()} schedulers, #{cpu || "unknown CPU"}, OTP #{System.otp_release()}, " <>
-      "Elixir #{System.version()}"
+      "Elixir #{System.version()}; malloc: #{malloc}"
   end
 end
 

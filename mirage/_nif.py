@@ -23,6 +23,9 @@ from mirage.image import Image
 from mirage.registry import Registry
 
 _OK = 0
+# Sources up to this size are copied: reading bytes is faster than reading a view
+# in place, and the copy is cheap. Larger ones are borrowed to save the memory.
+_COPY_BELOW = 1 << 20
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
 
 _images: Registry[Image] = Registry()
@@ -97,6 +100,8 @@ def mirage_py_call(op, handle, data, size, args, args_size, image, data_out, ter
     try:
         if handle > 0:
             source = _images.get(handle)
+        elif data != ffi.NULL and size <= _COPY_BELOW:
+            source = ffi.buffer(data, size)[:]
         elif data != ffi.NULL:
             # Borrowed for this call only: operations that keep an image copy it.
             source = memoryview(ffi.buffer(data, size))

@@ -347,31 +347,31 @@ def _read_header(
         width, height = codec.stored_size(im)
         _check_size(width, height, max_pixels)
         frames = int(getattr(im, "n_frames", 1))
+        exif = _source_exif(im, data)
         image = Image(
             format=FROM_PILLOW[im.format or ""],
             width=width,
             height=height,
             byte_size=len(data),
             frames=frames,
-            orientation=_orientation(im, data),
+            orientation=_orientation(im, exif),
             _source=data,
             _allowed=allowed,
-            _exif=_source_exif(im, data),
+            _exif=exif,
             _icc=im.info.get("icc_profile"),
         )
     return image, im
 
 
-def _orientation(im: PILImage.Image, data: bytes | memoryview) -> int:
+def _orientation(im: PILImage.Image, exif_bytes: bytes | None) -> int:
     try:
-        if im.format == "PNG" and "exif" not in im.info:
+        if im.format == "PNG":
             # Pillow's PNG getexif() decodes every pixel to reach an eXIf chunk
-            # after the image data; walking the chunk headers finds it for free.
-            raw = _png_chunk(data, b"eXIf")
-            if raw is None:
+            # after the image data; _source_exif found the chunk without that.
+            if exif_bytes is None:
                 return 1
             exif = PILImage.Exif()
-            exif.load(raw)
+            exif.load(exif_bytes)
         else:
             exif = im.getexif()
         value = exif.get(0x0112, 1)
