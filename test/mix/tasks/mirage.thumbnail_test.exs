@@ -1,5 +1,6 @@
 defmodule Mix.Tasks.Mirage.ThumbnailTest do
-  use ExUnit.Case, async: true
+  # Not async: one test changes the VM's working directory, which every process shares.
+  use ExUnit.Case, async: false
   import ExUnit.CaptureIO
 
   @moduletag :tmp_dir
