@@ -74,6 +74,7 @@ class EncodeOptions:
     compress_level: int | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    #: Further Pillow save parameters, applied last (they override the above).
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -157,7 +158,7 @@ def has_alpha(im: PILImage.Image) -> bool:
     return im.mode in ALPHA_MODES or "transparency" in im.info
 
 
-def decode_frames(im: ImageFile.ImageFile, count: int, orientation: int = 1) -> Frames:
+def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
     """Load the first ``count`` frames of an opened image as independent images.
 
     Frames come back as stored (Pillow's TIFF reader turns images upright while
@@ -168,7 +169,7 @@ def decode_frames(im: ImageFile.ImageFile, count: int, orientation: int = 1) -> 
         tagged = _tiff_orientation(im)
         im.load()
         im.fp = None  # loaded: drop the file, which may borrow the caller's buffer
-        return Frames((_plain(_as_stored(im, tagged, orientation)),))
+        return Frames((_plain(_as_stored(im, tagged)),))
     images, durations = [], []
     for index in range(count):
         im.seek(index)
@@ -184,19 +185,26 @@ def _tiff_orientation(im: ImageFile.ImageFile) -> int | None:
     return tags.get(0x0112) if tags is not None else None
 
 
-# The transposes that undo each EXIF orientation's correction.
-_UNDO = {
+#: EXIF orientation -> the transpose that makes the stored image upright.
+UPRIGHT = {
     2: PILImage.Transpose.FLIP_LEFT_RIGHT,
     3: PILImage.Transpose.ROTATE_180,
     4: PILImage.Transpose.FLIP_TOP_BOTTOM,
     5: PILImage.Transpose.TRANSPOSE,
-    6: PILImage.Transpose.ROTATE_90,
+    6: PILImage.Transpose.ROTATE_270,
     7: PILImage.Transpose.TRANSVERSE,
-    8: PILImage.Transpose.ROTATE_270,
+    8: PILImage.Transpose.ROTATE_90,
 }
 
+# Each transpose above undone: all are their own inverse but the quarter turns.
+_TURNED_BACK = {
+    PILImage.Transpose.ROTATE_270: PILImage.Transpose.ROTATE_90,
+    PILImage.Transpose.ROTATE_90: PILImage.Transpose.ROTATE_270,
+}
+_UNDO = {o: _TURNED_BACK.get(t, t) for o, t in UPRIGHT.items()}
 
-def _as_stored(im: ImageFile.ImageFile, tagged: int | None, orientation: int) -> PILImage.Image:
+
+def _as_stored(im: ImageFile.ImageFile, tagged: int | None) -> PILImage.Image:
     pixels = resizable(im)
     tags = getattr(im, "tag_v2", None)
     if tagged in _UNDO and tags is not None and 0x0112 not in tags:

@@ -45,16 +45,7 @@ _FRAME_FLOOR = 64 * 64
 # most of the speed of a plain reduce, results indistinguishable from no reduction.
 _REDUCING_GAP = 3.0
 
-# EXIF orientation -> the transpose that makes the image upright.
-_UPRIGHT = {
-    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
-    3: PILImage.Transpose.ROTATE_180,
-    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
-    5: PILImage.Transpose.TRANSPOSE,
-    6: PILImage.Transpose.ROTATE_270,
-    7: PILImage.Transpose.TRANSVERSE,
-    8: PILImage.Transpose.ROTATE_90,
-}
+_UPRIGHT = codec.UPRIGHT
 
 # Clockwise quarter turns, as Pillow (which turns counter-clockwise) names them.
 _QUARTER_TURNS = {
@@ -488,7 +479,7 @@ def _decode(
             drafted = im.draft(im.mode, geometry.draft_request(box, size, im.size))
             if drafted is not None:
                 scale = drafted[1][2] / image.width
-        return codec.decode_frames(im, count, image.orientation), scale
+        return codec.decode_frames(im, count), scale
 
 
 def _derived(source: Image, pixels: Frames, *, orientation: int | None = None) -> Image:

@@ -382,7 +382,7 @@ def test_tiff_frames_come_back_as_stored(orientation: int) -> None:
     data = pil_encode(stored, "TIFF", exif=exif_bytes(orientation))
     im = open_image(data)
     assert stored_size(im) == (30, 20)
-    frames = decode_frames(im, 1, orientation)
+    frames = decode_frames(im, 1)
     assert frames.first.tobytes() == stored.tobytes()
 
 

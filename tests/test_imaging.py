@@ -481,9 +481,9 @@ def drafts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, int]]]:
         seen["requested"].append(tuple(size))
         return original_draft(self, mode, size)
 
-    def spy_decode(im, count, orientation=1):  # type: ignore[no-untyped-def]
+    def spy_decode(im, count):  # type: ignore[no-untyped-def]
         seen["decoded"].append(im.size)
-        return original_decode(im, count, orientation)
+        return original_decode(im, count)
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
     monkeypatch.setattr(codec, "decode_frames", spy_decode)
