@@ -15,7 +15,7 @@ import warnings
 
 from mirage_nif import ffi, lib  # the embedding module, made by cffi at start-up
 
-from mirage import etf, ops, output
+from mirage import etf, memory, ops, output
 from mirage.codec import Encoded
 from mirage.errors import REASONS, InternalError, MirageError, classify
 from mirage.formats import FORMATS
@@ -24,8 +24,9 @@ from mirage.registry import Registry
 
 _OK = 0
 # Sources up to this size are copied: reading bytes is faster than reading a view
-# in place, and the copy is cheap. Larger ones are borrowed to save the memory.
-_COPY_BELOW = 1 << 20
+# in place, and the copy is cheap. Larger ones are borrowed: under ERTS's malloc
+# settings a copy over 128 KiB is freshly mapped, and faults in, on every call.
+_COPY_BELOW = 1 << 17
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
 
 _images: Registry[Image] = Registry()
@@ -37,6 +38,7 @@ def _sink(level: int, line: str) -> None:
 
 
 output.install(_sink)
+memory.configure()
 # In a long-running VM "once per location" would report only the first bad upload.
 warnings.filterwarnings("always", category=UserWarning)
 

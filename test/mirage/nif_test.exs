@@ -75,6 +75,26 @@ defmodule Mirage.NIFTest do
     assert Enum.count(results, &match?({:ok, %Mirage{}}, &1)) == 20
   end
 
+  test "a large source is read in place: sub-binaries work, the caller's bytes stay intact" do
+    # Over 128 KiB, the NIF lends Python the binary for the call instead of copying it.
+    bmp = Mirage.Test.BMP.encode(320, 240, fn x, y -> {rem(x, 256), rem(y, 256), 90} end)
+    assert byte_size(bmp) > 128 * 1024
+    framed = :rand.bytes(1001) <> bmp <> :rand.bytes(999)
+    source = binary_part(framed, 1001, byte_size(bmp))
+    original = :binary.copy(framed)
+
+    {:ok, from_slice, thumb} = Mirage.thumbnail(source, 80, 60, format: :png)
+    assert {:ok, ^from_slice, _} = Mirage.thumbnail(bmp, 80, 60, format: :png)
+    assert framed == original
+
+    # The returned image holds its own pixels, not the borrowed binary.
+    :erlang.garbage_collect()
+    assert {:ok, _, %Mirage{width: 40, height: 30}} = Mirage.resize(thumb, 40, 30)
+
+    assert Mirage.thumbnail(binary_part(source, 0, 131_100), 80, 60) ==
+             {:error, :truncated_image}
+  end
+
   describe "module lifecycle" do
     test "purge and reload (code reloading): images made before stay valid" do
       before = Mirage.from_bytes!(@sample)

@@ -1,0 +1,70 @@
+"""mirage.memory: Pillow's block cache, applied only where Mirage owns the process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image as PILImage
+
+from mirage import image, memory
+from tests.conftest import REPO_ROOT, encode, gradient
+
+
+@pytest.fixture(autouse=True)
+def restore_pillow() -> Iterator[None]:
+    # The cache is process-wide: leave Pillow as every other test expects it.
+    before = memory.current()
+    yield
+    core = PILImage.core
+    core.set_blocks_max(before.blocks_max)
+    core.set_block_size(before.block_size)
+    core.clear_cache()
+
+
+def test_configure_sets_the_block_cache() -> None:
+    applied = memory.configure(environ={})
+    assert applied == memory.BlockCache(memory.BLOCK_SIZE, memory.BLOCKS_MAX)
+    assert memory.current() == applied
+
+
+def test_configure_takes_other_sizes() -> None:
+    assert memory.configure(256 * 1024, 8, environ={}) == memory.BlockCache(256 * 1024, 8)
+
+
+@pytest.mark.parametrize("name", memory.ENVIRONMENT)
+def test_pillow_environment_variables_win(name: str) -> None:
+    before = memory.current()
+    assert memory.configure(environ={name: "4"}) == before
+
+
+def test_importing_the_core_leaves_pillow_alone() -> None:
+    # mirage.image runs inside other people's processes: Pillow's defaults stay.
+    program = (
+        "from PIL import Image; core = Image.core; "
+        "before = (core.get_block_size(), core.get_blocks_max()); "
+        "import mirage, mirage.ops, mirage.memory; "
+        "print(before == (core.get_block_size(), core.get_blocks_max()))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in memory.ENVIRONMENT}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    run = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "True", run.stderr
+
+
+def test_thumbnails_reuse_cached_blocks() -> None:
+    data = encode(gradient((900, 600)), "PNG")
+    core = PILImage.core
+
+    def reused_by_second_call() -> int:
+        image.thumbnail(data, 64, 64)  # fills the cache
+        core.reset_stats()
+        image.thumbnail(data, 64, 64)
+        return core.get_stats()["reused_blocks"]
+
+    assert reused_by_second_call() == 0  # Pillow's default: nothing kept
+    memory.configure(environ={})
+    assert reused_by_second_call() > 0
