@@ -60,8 +60,7 @@ format: setup
 	mix format
 
 # Benchmarks: baselines (pyvips with its bundled libvips, ImageMagick) are installed
-# here, not for tests. GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432 make bench
-# measures the VM with glibc's large-buffer reuse restored (see README).
+# here, not for tests. Results and how to read them: README, "Benchmarks".
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	@test -x /usr/bin/convert || ($(SUDO) apt-get update -qq && \
