@@ -6,14 +6,18 @@
  */
 #include "image_nif.h"
 
+#include <stdatomic.h>
+
 #include "py_api.h"
 #include "python.h"
 #include "release.h"
 
 /* The resource: a handle into mirage._nif's registry plus what the header said,
- * cached so Elixir can ask without entering Python. */
+ * cached so Elixir can ask without entering Python. The handle becomes 0 once
+ * released (by Mirage.release/1 or the destructor, whichever comes first);
+ * atomic because a release may race a call reading it on a dirty scheduler. */
 typedef struct {
-    int64_t handle;
+    _Atomic int64_t handle;
     int32_t format;
     uint32_t width;
     uint32_t height;
@@ -36,12 +40,17 @@ unsigned char *mirage_output_alloc(mirage_output *output, size_t size) {
     return output->binary.data;
 }
 
+/* Take the handle out of the resource; only the first caller gets it. */
+static int64_t take_handle(mirage_image *image) {
+    return atomic_exchange(&image->handle, 0);
+}
+
 static void image_dtor(ErlNifEnv *env, void *object) {
     (void)env;
-    const mirage_image *image = object;
     /* Never Python here: this may run on a normal scheduler. */
-    if (image->handle > 0) {
-        mirage_release_enqueue(image->handle);
+    int64_t handle = take_handle(object);
+    if (handle > 0) {
+        mirage_release_enqueue(handle);
     }
 }
 
@@ -76,7 +85,7 @@ static int image_terms(ErlNifEnv *env, const mirage_priv *priv,
         mirage_release_enqueue(info->handle);
         return 0;
     }
-    image->handle = info->handle;
+    atomic_init(&image->handle, info->handle);
     image->format = info->format;
     image->width = info->width;
     image->height = info->height;
@@ -115,7 +124,10 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
         return enif_make_badarg(env);
     }
     if (enif_get_resource(env, argv[1], priv->image_type, (void **)&held)) {
-        handle = held->handle;
+        handle = atomic_load(&held->handle);
+        if (handle <= 0) {
+            return priv->atom_released;
+        }
     } else if (enif_inspect_binary(env, argv[1], &source)) {
         /* Never NULL, even for <<>>: NULL tells Python there is no source. */
         data = source.size ? source.data : (const unsigned char *)"";
@@ -143,7 +155,8 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
         if (info.handle > 0) {
             mirage_release_enqueue(info.handle);
         }
-        return error_term(env, priv, code);
+        return code == MIRAGE_CODE_RELEASED ? priv->atom_released
+                                            : error_term(env, priv, code);
     }
 
     ERL_NIF_TERM encoded = priv->atom_nil;
@@ -159,6 +172,22 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
         image = enif_make_tuple_from_array(env, parts, 4);
     }
     return enif_make_tuple4(env, priv->atom_ok, encoded, image, result);
+}
+
+ERL_NIF_TERM nif_release(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+    const mirage_priv *priv = enif_priv_data(env);
+    mirage_image *image;
+
+    if (argc != 1 ||
+        !enif_get_resource(env, argv[0], priv->image_type, (void **)&image)) {
+        return enif_make_badarg(env);
+    }
+    /* Only queues: the reaper drops the Python object off-scheduler. */
+    int64_t handle = take_handle(image);
+    if (handle > 0) {
+        mirage_release_enqueue(handle);
+    }
+    return priv->atom_ok;
 }
 
 ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,

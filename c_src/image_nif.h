@@ -9,6 +9,8 @@ ErlNifResourceType *mirage_open_image_type(ErlNifEnv *env);
 
 /* call_io/3 and call_cpu/3: one operation of mirage/ops.py. */
 ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+/* release/1: hand the image's Python object to the reaper now (idempotent). */
+ERL_NIF_TERM nif_release(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
                               const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_reasons(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);

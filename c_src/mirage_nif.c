@@ -60,6 +60,7 @@ static int load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info) {
     priv->atom_ok = enif_make_atom(env, "ok");
     priv->atom_error = enif_make_atom(env, "error");
     priv->atom_nil = enif_make_atom(env, "nil");
+    priv->atom_released = enif_make_atom(env, "released");
     for (int i = 0; i < MIRAGE_REASON_COUNT; i++) {
         priv->reasons[i] = enif_make_atom(env, reason_names[i]);
     }
@@ -87,6 +88,7 @@ static ErlNifFunc nif_funcs[] = {
     {"call_cpu", 3, nif_call, ERL_NIF_DIRTY_JOB_CPU_BOUND},
     {"live_handles", 0, nif_live_handles, ERL_NIF_DIRTY_JOB_IO_BOUND},
     /* Pure C, no Python: fine on a normal scheduler. */
+    {"release", 1, nif_release, 0},
     {"reasons", 0, nif_reasons, 0},
     {"formats", 0, nif_formats, 0},
 };

@@ -18,6 +18,7 @@ typedef struct {
     ERL_NIF_TERM atom_ok;
     ERL_NIF_TERM atom_error;
     ERL_NIF_TERM atom_nil;
+    ERL_NIF_TERM atom_released;
     ERL_NIF_TERM reasons[MIRAGE_REASON_COUNT];
     ERL_NIF_TERM formats[MIRAGE_FORMAT_COUNT];
 } mirage_priv;

@@ -38,10 +38,14 @@ void mirage_log(int level, const char *message, size_t size);
  * operation's options map in the External Term Format. Python fills what the
  * operation produced: `bytes` (encoded output), `image` (a newly held image,
  * handle 0 when none), `term` (a result term, in the External Term Format).
- * It answers 0 on success, or 1 + the index of the failure's reason in
- * mirage.errors.REASONS. mirage_py_start answers 1 once the callbacks are
- * installed (cffi makes it 0 if the Python side failed to import).
+ * It answers 0 on success, 1 + the index of the failure's reason in
+ * mirage.errors.REASONS, or MIRAGE_CODE_RELEASED when `handle` was released
+ * meanwhile (Mirage.release/1 racing the call). mirage_py_start answers 1 once
+ * the callbacks are installed (cffi makes it 0 if the Python side failed to
+ * import).
  */
+#define MIRAGE_CODE_RELEASED (-2)
+
 /* cffi-embedding-api-begin */
 int mirage_py_start(void);
 int mirage_py_call(const char *op, int64_t handle, const unsigned char *data,

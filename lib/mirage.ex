@@ -52,7 +52,7 @@ defmodule Mirage do
   An image: the size of the encoded bytes it was read from or written to (`nil`
   after `crop/5` and the like, until `to_bytes/2`), its format and the size of its
   stored pixels, and a reference to the image held by the Python core (opaque;
-  released when the struct is garbage collected).
+  released by `release/1`, else when the struct is garbage collected).
   """
   @type t :: %__MODULE__{
           byte_size: non_neg_integer() | nil,
@@ -337,6 +337,28 @@ defmodule Mirage do
   def to_bytes!(image, opts \\ []), do: image |> to_bytes(opts) |> unwrap()
 
   @doc """
+  Frees the pixels and data `image` holds in the Python core now, instead of
+  when the struct is garbage collected. Returns `:ok`, also when called again.
+
+  The garbage collector only sees the struct, not the tens of megabytes a decoded
+  photo may take in Python, so a process that reads many large images keeps them
+  longer than memory would suggest; release each one when done. Using a released
+  image (or a copy of its struct) raises `ArgumentError`; images made from it
+  before stay valid.
+
+      iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
+      iex> {:ok, _bytes, thumb} = Mirage.resize(image, 64, 64)
+      iex> Mirage.release(image)
+      :ok
+      iex> Mirage.release(image)
+      :ok
+      iex> {thumb.width, Mirage.resize!(thumb, 32, 32) |> elem(1) |> Map.get(:width)}
+      {64, 32}
+  """
+  @spec release(t()) :: :ok
+  def release(image), do: transport().release(handle!(image))
+
+  @doc """
   Which formats this installation can read and write, and which are allowed to be
   decoded by default (`config :mirage, allowed_formats: [...]`).
 
@@ -373,7 +395,12 @@ defmodule Mirage do
     with {:ok, nil, image, nil} <- call(op, handle, args), do: {:ok, image(image, nil)}
   end
 
-  defp call(op, source, args), do: transport().call(op, source, args)
+  defp call(op, source, args) do
+    case transport().call(op, source, args) do
+      :released -> raise ArgumentError, "the image was released by Mirage.release/1"
+      result -> result
+    end
+  end
 
   defp image({handle, format, width, height}, byte_size) do
     %__MODULE__{

@@ -28,6 +28,8 @@ _OK = 0
 # settings a copy over 128 KiB is freshly mapped, and faults in, on every call.
 _COPY_BELOW = 1 << 17
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
+# MIRAGE_CODE_RELEASED in c_src/py_api.h: the held image was released meanwhile.
+_RELEASED = -2
 
 _images: Registry[Image] = Registry()
 
@@ -101,7 +103,11 @@ def mirage_py_call(op, handle, data, size, args, args_size, image, data_out, ter
     source: ops.Source = None
     try:
         if handle > 0:
-            source = _images.get(handle)
+            try:
+                source = _images.get(handle)
+            except KeyError:
+                # Mirage.release/1 won the race with this call (C checked first).
+                return _RELEASED
         elif data != ffi.NULL and size <= _COPY_BELOW:
             source = ffi.buffer(data, size)[:]
         elif data != ffi.NULL:

@@ -24,6 +24,7 @@ defmodule Mirage.NIF do
            {:ok, binary() | nil, {reference(), atom(), pos_integer(), pos_integer()} | nil,
             term()}
            | {:error, atom()}
+           | :released
 
   @doc false
   @spec call_io(atom(), reference() | binary() | nil, binary()) :: result()
@@ -32,6 +33,10 @@ defmodule Mirage.NIF do
   @doc false
   @spec call_cpu(atom(), reference() | binary() | nil, binary()) :: result()
   def call_cpu(_op, _source, _args), do: :erlang.nif_error(:nif_not_loaded)
+
+  # A normal-scheduler NIF: it only queues the handle for the reaper thread.
+  @spec release(reference()) :: :ok
+  def release(_image), do: :erlang.nif_error(:nif_not_loaded)
 
   @spec live_handles() :: non_neg_integer()
   def live_handles, do: :erlang.nif_error(:nif_not_loaded)

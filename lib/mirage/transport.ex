@@ -28,11 +28,16 @@ defmodule Mirage.Transport do
 
   @doc """
   Runs `op` and returns what it produced: encoded bytes, a new held image and a
-  plain result term, each `nil` when the operation makes none.
+  plain result term, each `nil` when the operation makes none. `:released` when
+  the source handle was released by `c:release/1`.
   """
   @callback call(op(), handle() | binary() | nil, map()) ::
               {:ok, binary() | nil, image() | nil, term()}
               | {:error, Mirage.Error.reason()}
+              | :released
+
+  @doc "Lets go of a held image now; idempotent, and never blocks on the core."
+  @callback release(handle()) :: :ok
 
   @doc "How many images the Python core holds for this transport right now."
   @callback live_handles() :: non_neg_integer()

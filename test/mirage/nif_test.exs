@@ -45,6 +45,69 @@ defmodule Mirage.NIFTest do
     wait_for_live_handles(0)
   end
 
+  describe "release/1" do
+    test "frees the held image before garbage collection; later use raises" do
+      wait_for_live_handles(0)
+      image = Mirage.from_bytes!(@sample)
+      {:ok, _bytes, thumb} = Mirage.resize(image, 32, 32)
+      assert Mirage.NIF.live_handles() == 2
+
+      assert Mirage.release(image) == :ok
+      # Both structs are still referenced here: only release/1 can have freed one.
+      wait_for_live_handles(1)
+      assert Mirage.release(image) == :ok
+      assert Mirage.NIF.live_handles() == 1
+
+      for use <- [
+            fn -> Mirage.resize(image, 16, 16) end,
+            fn -> Mirage.crop(image, 0, 0, 8, 8) end,
+            fn -> Mirage.to_bytes(image) end,
+            fn -> Mirage.thumbnail(image, 16, 16) end,
+            fn -> Mirage.rotate!(image, 90) end
+          ] do
+        assert_raise ArgumentError, ~r/released by Mirage.release/, use
+      end
+
+      # The struct's fields stay readable, and images made before are independent.
+      assert {image.width, image.height} == {640, 427}
+      assert {:ok, _, %Mirage{width: 16}} = Mirage.resize(thumb, 16, 16)
+      assert Mirage.release(thumb) == :ok
+      wait_for_live_handles(0)
+    end
+
+    test "refuses anything but an image" do
+      assert_raise ArgumentError, fn -> Mirage.release(@sample) end
+      assert_raise ArgumentError, fn -> Mirage.release(%{resource: make_ref()}) end
+    end
+
+    test "racing calls from other processes get a result or ArgumentError, never a crash" do
+      image = Mirage.from_bytes!(@sample)
+
+      outcomes =
+        1..40
+        |> Task.async_stream(
+          fn i ->
+            if i == 20, do: Mirage.release(image)
+
+            try do
+              {:ok, _, %Mirage{width: 100}} = Mirage.resize(image, 100, 80)
+              :resized
+            rescue
+              ArgumentError -> :released
+            end
+          end,
+          max_concurrency: 8,
+          ordered: true
+        )
+        |> Enum.map(fn {:ok, outcome} -> outcome end)
+
+      assert Enum.all?(outcomes, &(&1 in [:resized, :released]))
+      # Process 20 released before its own call, so that call (and later ones) saw it.
+      assert Enum.at(outcomes, 19) == :released
+      assert List.last(outcomes) == :released
+    end
+  end
+
   test "100 processes resizing one shared image at once get identical results" do
     image = Mirage.from_bytes!(@sample)
 

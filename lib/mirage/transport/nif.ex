@@ -18,5 +18,8 @@ defmodule Mirage.Transport.NIF do
   def call(op, source, args), do: Mirage.NIF.call_cpu(op, source, :erlang.term_to_binary(args))
 
   @impl true
+  def release(handle), do: Mirage.NIF.release(handle)
+
+  @impl true
   def live_handles, do: Mirage.NIF.live_handles()
 end
