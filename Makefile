@@ -60,12 +60,16 @@ format: setup
 	mix format
 
 # Benchmarks: baselines (pyvips with its bundled libvips, ImageMagick) are installed
-# here, not for tests. Results and how to read them: README, "Benchmarks".
+# here, not for tests. RUNS=3 repeats the suite and reports each target's median.
+# Results and how to read them: README, "Benchmarks".
+RUNS ?= 1
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
 	@test -x /usr/bin/convert || ($(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick)
-	MIX_ENV=prod mix run bench/run.exs
+	rm -f bench/results/run-*.etf
+	for run in $$(seq $(RUNS)); do MIX_ENV=prod mix run bench/run.exs || exit 1; done
+	MIX_ENV=prod mix run bench/summary.exs
 
 clean:
 	mix clean

@@ -3,7 +3,9 @@
 # Every number is a ratio against a baseline measured in the same run: the Python
 # baselines (bench/baselines.py) run in one helper process whose requests are
 # interleaved, in shuffled order, with the NIF's. Absolute times vary by machine.
-# Prints a markdown table and writes it to bench/results/latest.md.
+# Prints a markdown table and writes it to bench/results/latest.md; the targets'
+# figures also go to bench/results/run-*.etf for bench/summary.exs, which gives
+# their medians over repeated runs (`make bench RUNS=3`).
 
 defmodule Bench do
   @shared Path.expand("../../shared", __DIR__)
@@ -17,12 +19,12 @@ defmodule Bench do
   @baselines [:mirage_py, :pillow_fast, :pillow_naive, :vips, :convert]
 
   @cases [
-    {"12 MP JPEG", "bench-images/photo_12mp.jpg", 15},
+    {"12 MP JPEG", "bench-images/photo_12mp.jpg", 25},
     {"2 MP JPEG", "bench-images/photo_2mp.jpg", 25},
     {"1000x1000 RGBA PNG", "bench-images/photo_rgba_1000.png", 15},
     {"2000x1500 WebP", "bench-images/photo_2000x1500.webp", 15},
     {"480x320 GIF, 30 frames", "bench-images/anim_480x320_30f.gif", 5},
-    {"640x427 JPEG", "bench-images/real_rocket_640x427.jpg", 120}
+    {"640x427 JPEG", "bench-images/real_rocket_640x427.jpg", 150}
   ]
 
   def main do
@@ -41,10 +43,13 @@ defmodule Bench do
     scaling = throughput(py)
     memory = memory()
 
-    report = render(columns, rows, calls, scaling, memory)
+    targets = targets(rows, calls, scaling, memory)
+    report = render(columns, rows, calls, scaling, memory, targets)
     IO.puts("\n" <> report)
     File.mkdir_p!(Path.expand("results", __DIR__))
     File.write!(Path.expand("results/latest.md", __DIR__), report)
+    run = "results/run-#{System.os_time(:millisecond)}.etf"
+    File.write!(Path.expand(run, __DIR__), :erlang.term_to_binary(targets))
   end
 
   # -- thumbnails ---------------------------------------------------------------
@@ -64,11 +69,20 @@ defmodule Bench do
     Enum.each(runners, fn {_, run} -> run.() end)
 
     samples =
-      for _ <- 1..rounds, {name, run} <- Enum.shuffle(runners), reduce: %{} do
-        acc -> Map.update(acc, name, [run.()], &[run.() | &1])
+      for _ <- 1..rounds do
+        runners |> Enum.shuffle() |> Map.new(fn {name, run} -> {name, run.()} end)
       end
 
-    Map.new(samples, fn {name, us} -> {name, stats(us)} end)
+    # Ratios are taken within each round, then the median over rounds: the
+    # machine's speed drifts over seconds, and a round's samples are neighbours.
+    times = for {name, _} <- runners, into: %{}, do: {name, stats(Enum.map(samples, & &1[name]))}
+
+    ratios =
+      for {name, _} <- runners, into: %{} do
+        {{:ratio, name}, stats(Enum.map(samples, &(&1[:nif] / &1[name])))}
+      end
+
+    Map.merge(times, ratios)
   end
 
   defp time_elixir(fun, bytes, quality) do
@@ -91,19 +105,34 @@ defmodule Bench do
     # on whether the threads involved are awake. An ERTS function that runs on a
     # dirty I/O scheduler and does nothing else, measured in alternating batches,
     # shows how much of the floor is Mirage's.
-    [floor, hop] =
-      loops(count, [
+    # The trip's cost changes within a run (with where the OS has put the threads),
+    # so Mirage's own part is the median difference between neighbouring batches.
+    [floors, hops] =
+      batches(count, [
         fn -> Mirage.NIF.live_handles() end,
         fn -> :erts_debug.dirty_io(:scheduler, :type) end
       ])
 
-    %{nif_info: nif_info, py_info: py_info, pillow_open: pillow_open, floor: floor, hop: hop}
+    own = Enum.zip_with(floors, hops, &(&1 - &2))
+
+    %{
+      nif_info: nif_info,
+      py_info: py_info,
+      pillow_open: pillow_open,
+      floor: stats(floors).median,
+      hop: stats(hops).median,
+      own: stats(own).median,
+      faults: faults()
+    }
   end
 
   # The median over batches of 100 calls: precise below a microsecond, and a
   # scheduler hiccup or garbage collection spoils one batch, not the answer.
   # Several functions take turns, batch by batch, so they see the same conditions.
-  defp loops(count, funs) do
+  defp loops(count, funs), do: count |> batches(funs) |> Enum.map(&stats(&1).median)
+
+  # Each function's batch times (us per call), in the order they were taken.
+  defp batches(count, funs) do
     Enum.each(funs, & &1.())
 
     1..div(count, 100)
@@ -115,26 +144,74 @@ defmodule Bench do
     end)
     |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
     |> Enum.sort()
-    |> Enum.map(fn {_, batches} -> stats(batches).median end)
+    |> Enum.map(fn {_, times} -> times end)
+  end
+
+  # Minor page faults of the whole VM per thumbnail, in steady state: what ERTS's
+  # malloc settings cost when a buffer is mapped afresh on every call.
+  @fault_cases [
+    {"12 MP JPEG", "bench-images/photo_12mp.jpg", 20},
+    {"640x427 JPEG", "bench-images/real_rocket_640x427.jpg", 200}
+  ]
+  defp faults do
+    for {name, file, count} <- @fault_cases do
+      bytes = File.read!(Path.join(@shared, file))
+      thumb = fn -> {:ok, _, _} = Mirage.thumbnail(bytes, 256, 256, quality: 85) end
+      Enum.each(1..10, fn _ -> thumb.() end)
+      before = minor_faults()
+      Enum.each(1..count, fn _ -> thumb.() end)
+      {name, (minor_faults() - before) / count}
+    end
+  end
+
+  defp minor_faults do
+    # /proc/self/stat: the 10th field, counted after the parenthesised command name.
+    [_, after_name] = "/proc/self/stat" |> File.read!() |> String.split(") ", parts: 2)
+    after_name |> String.split(" ") |> Enum.at(7) |> String.to_integer()
   end
 
   # -- throughput ------------------------------------------------------------------
 
-  @seconds 4
+  # Short windows for every level of both the NIF and Pillow threads, in a new
+  # order each round: the machine's speed drifts over seconds, so each round's
+  # scaling compares windows measured next to each other, and the report gives the
+  # median over rounds.
+  @rounds 6
+  @window 1.5
   defp throughput(py) do
     path = Path.join(@shared, "bench-images/photo_12mp.jpg")
     bytes = File.read!(path)
     levels = Enum.uniq([1, 2, System.schedulers_online()])
+    thumb = fn -> {:ok, _, _} = Mirage.thumbnail(bytes, 256, 256, quality: 85) end
+    windows = for n <- levels, side <- [:nif, :py], do: {side, n}
+
+    runs =
+      for _ <- 1..@rounds do
+        Map.new(Enum.shuffle(windows), fn
+          {:nif, n} ->
+            {{:nif, n}, rate(n, thumb)}
+
+          {:py, n} ->
+            {{:py, n}, ask_number(py, "threads pillow_fast #{path} 256 256 #{n} #{@window}")}
+        end)
+      end
 
     for n <- levels do
-      nif = rate(n, fn -> {:ok, _, _} = Mirage.thumbnail(bytes, 256, 256, quality: 85) end)
-      threads = ask_number(py, "threads pillow_fast #{path} 256 256 #{n} #{@seconds}")
-      {n, nif, threads}
+      median = fn side -> stats(Enum.map(runs, & &1[{side, n}])).median end
+      scaling = fn side -> stats(Enum.map(runs, &(&1[{side, n}] / &1[{side, 1}]))) end
+
+      %{
+        n: n,
+        nif: median.(:nif),
+        py: median.(:py),
+        nif_scaling: scaling.(:nif),
+        py_scaling: scaling.(:py)
+      }
     end
   end
 
   defp rate(n, fun) do
-    deadline = System.monotonic_time(:millisecond) + @seconds * 1000
+    deadline = System.monotonic_time(:millisecond) + round(@window * 1000)
     started = System.monotonic_time(:microsecond)
 
     done =
@@ -220,10 +297,37 @@ defmodule Bench do
   defp ms(us), do: :erlang.float_to_binary(us / 1000, decimals: 1)
   defp x(ratio), do: :erlang.float_to_binary(ratio, decimals: 2) <> "x"
 
+  defp spread_x(s),
+    do: "#{x(s.median)} (#{:erlang.float_to_binary(s.p25, decimals: 2)}-#{x(s.p75)})"
+
   defp verdict(true), do: "met"
   defp verdict(false), do: "**missed**"
 
-  defp render(columns, rows, calls, scaling, memory) do
+  # {target, measured, limit, :max | :min, unit, {what, figure} measured alongside}
+  defp targets(rows, calls, scaling, memory) do
+    {_, headline} = hd(rows)
+    {_, per_call_row} = List.last(rows)
+    two = Enum.find(scaling, &(&1.n == 2))
+    per_flight = memory |> Enum.map(&elem(&1, 1)) |> Enum.max()
+
+    [
+      {"12 MP: NIF <= 1.10x raw Pillow fast path", headline[{:ratio, :pillow_fast}].median, 1.10,
+       :max, "x", nil},
+      {"640x427: NIF <= 1.10x raw Pillow fast path", per_call_row[{:ratio, :pillow_fast}].median,
+       1.10, :max, "x", nil},
+      {"NIF call floor <= 10 us", calls.floor, 10, :max, " us", {"bare dirty trip", calls.hop}},
+      {"2 concurrent callers >= 1.75x one", two.nif_scaling.median, 1.75, :min, "x",
+       {"Pillow threads", two.py_scaling.median}},
+      {"<= 5 MB RSS growth per in-flight 12 MP thumbnail", per_flight, 5, :max, " MB", nil}
+    ]
+  end
+
+  defp met?(value, limit, :max), do: value <= limit
+  defp met?(value, limit, :min), do: value >= limit
+
+  defp figure(value, unit), do: :erlang.float_to_binary(value / 1, decimals: 2) <> unit
+
+  defp render(columns, rows, calls, scaling, memory, targets) do
     header =
       "| case (-> 256x256 fill, q85) | " <>
         Enum.map_join(columns, " | ", &"#{&1} ms") <>
@@ -240,23 +344,20 @@ defmodule Bench do
             end
           end)
 
-        nif = by[:nif].median
-        fast = if by[:pillow_fast], do: x(nif / by[:pillow_fast].median), else: "-"
-        vips = if by[:vips], do: x(by[:vips].median / nif) <> " faster", else: "-"
+        fast = if by[:pillow_fast], do: x(by[{:ratio, :pillow_fast}].median), else: "-"
+        vips = if by[:vips], do: x(1 / by[{:ratio, :vips}].median) <> " faster", else: "-"
         "| #{name} | #{cells} | #{fast} | #{vips} |"
       end)
 
-    {_, headline} = hd(rows)
-    {_, per_call_row} = List.last(rows)
-    headline_ratio = headline[:nif].median / headline[:pillow_fast].median
-    small_ratio = per_call_row[:nif].median / per_call_row[:pillow_fast].median
-    {1, one, py_one} = List.keyfind(scaling, 1, 0)
-    {2, two, py_two} = List.keyfind(scaling, 2, 0)
-    per_flight = memory |> Enum.map(&elem(&1, 1)) |> Enum.max()
-
     scaling_rows =
-      Enum.map_join(scaling, "\n", fn {n, nif, py} ->
-        "| #{n} | #{Float.round(nif, 1)} | #{x(nif / one)} | #{Float.round(py, 1)} | #{x(py / py_one)} |"
+      Enum.map_join(scaling, "\n", fn s ->
+        "| #{s.n} | #{Float.round(s.nif, 1)} | #{spread_x(s.nif_scaling)} | " <>
+          "#{Float.round(s.py, 1)} | #{spread_x(s.py_scaling)} |"
+      end)
+
+    fault_rows =
+      Enum.map_join(calls.faults, "\n", fn {name, per} ->
+        "| #{name} | #{Float.round(per, 1)} |"
       end)
 
     """
@@ -267,7 +368,9 @@ defmodule Bench do
     `mirage_py` the same Python core without the NIF, `pillow_fast` raw Pillow doing
     the same fast path (header, draft, reduce, resample, encode), `pillow_naive` a
     full decode then `ImageOps.fit`, `vips` pyvips `thumbnail_buffer` (what Vix/Image
-    users get), `convert` ImageMagick as a whole process.
+    users get), `convert` ImageMagick as a whole process. The ratio columns are the
+    median over rounds of each round's own ratio (every runner once per round, in a
+    new order each time).
 
     #{header}
     #{body}
@@ -276,13 +379,18 @@ defmodule Bench do
     |---|---|
     | NIF call floor (`Mirage.NIF.live_handles/0`, enters Python) | #{Float.round(calls.floor, 2)} |
     | bare dirty-scheduler trip (`:erts_debug.dirty_io/2`, no Mirage), alternating with the floor | #{Float.round(calls.hop, 2)} |
+    | Mirage's own part of the floor (median of floor batch - neighbouring trip batch) | #{Float.round(calls.own, 2)} |
     | `Mirage.info/1` on a 32x32 PNG, through the NIF | #{Float.round(calls.nif_info, 2)} |
     | `mirage.image.info` in Python (no NIF) | #{Float.round(calls.py_info, 2)} |
     | `PIL.Image.open` + size in Python | #{Float.round(calls.pillow_open, 2)} |
 
-    | concurrent callers (12 MP -> 256x256) | NIF images/s | scaling | Pillow threads images/s | scaling |
+    | concurrent callers (12 MP -> 256x256, #{@rounds} rounds of #{@window} s windows) | NIF images/s | scaling (IQR) | Pillow threads images/s | scaling (IQR) |
     |---|---|---|---|---|
     #{scaling_rows}
+
+    | steady state, NIF (-> 256x256) | minor page faults of the VM per thumbnail |
+    |---|---|
+    #{fault_rows}
 
     | in-flight 12 MP thumbnails | peak RSS growth per thumbnail (MB) |
     |---|---|
@@ -290,14 +398,18 @@ defmodule Bench do
 
     | target | measured | verdict |
     |---|---|---|
-    | 12 MP: NIF <= 1.10x raw Pillow fast path | #{x(headline_ratio)} | #{verdict(headline_ratio <= 1.10)} |
-    | 640x427: NIF <= 1.10x raw Pillow fast path | #{x(small_ratio)} | #{verdict(small_ratio <= 1.10)} |
-    | NIF call floor <= 10 us | #{Float.round(calls.floor, 2)} us (bare dirty trip #{Float.round(calls.hop, 2)} us) | #{verdict(calls.floor <= 10)} |
-    | 2 concurrent callers >= 1.75x one | #{x(two / one)} | #{verdict(two / one >= 1.75)} |
-    | <= 5 MB RSS growth per in-flight 12 MP thumbnail | #{per_flight} MB | #{verdict(per_flight <= 5)} |
-
-    Python threads for comparison: 2 threads = #{x(py_two / py_one)} one thread.
+    #{Enum.map_join(targets, "\n", &target_row/1)}
     """
+  end
+
+  defp target_row({label, value, limit, kind, unit, alongside}) do
+    also =
+      case alongside do
+        {what, figure} -> " (#{what} #{figure(figure, unit)})"
+        nil -> ""
+      end
+
+    "| #{label} | #{figure(value, unit)}#{also} | #{verdict(met?(value, limit, kind))} |"
   end
 
   defp machine do
