@@ -45,7 +45,7 @@ test: setup lint pytest exunit
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	clang-format --dry-run --Werror c_src/*.c c_src/*.h
+	clang-format --dry-run --Werror c_src/*.c c_src/*.h bench/*.c
 	mix format --check-formatted
 
 pytest: setup
@@ -56,7 +56,7 @@ exunit: setup
 
 format: setup
 	$(PY) -m ruff format .
-	clang-format -i c_src/*.c c_src/*.h
+	clang-format -i c_src/*.c c_src/*.h bench/*.c
 	mix format
 
 # Benchmarks: baselines (pyvips with its bundled libvips, ImageMagick) are installed

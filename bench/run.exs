@@ -40,11 +40,12 @@ defmodule Bench do
       for {name, file, rounds} <- @cases, do: {name, measure_case(py, file, rounds, available)}
 
     calls = per_call(py)
+    wakes = wakes()
     scaling = throughput(py)
     memory = memory()
 
     targets = targets(rows, calls, scaling, memory)
-    report = render(columns, rows, calls, scaling, memory, targets)
+    report = render(columns, rows, calls, wakes, scaling, memory, targets)
     IO.puts("\n" <> report)
     File.mkdir_p!(Path.expand("results", __DIR__))
     File.write!(Path.expand("results/latest.md", __DIR__), report)
@@ -168,6 +169,25 @@ defmodule Bench do
     # /proc/self/stat: the 10th field, counted after the parenthesised command name.
     [_, after_name] = "/proc/self/stat" |> File.read!() |> String.split(") ", parts: 2)
     after_name |> String.split(" ") |> Enum.at(7) |> String.to_integer()
+  end
+
+  # -- the host's thread wake-up latency ---------------------------------------------
+
+  # bench/wake.c, built here: how long a thread that slept for a while takes to run
+  # once signalled. A dirty NIF call wakes two threads (a dirty scheduler for the
+  # job, a normal scheduler after it); a Python thread calling Pillow wakes none.
+  @wake_gaps_us [10, 100, 1000, 5000]
+  defp wakes do
+    source = Path.expand("wake.c", __DIR__)
+    binary = Path.join(Mix.Project.build_path(), "bench_wake")
+    flags = ~w(-O2 -Wall -Wextra -Werror -pthread)
+    {_, 0} = System.cmd("cc", flags ++ [source, "-o", binary], stderr_to_stdout: true)
+    {out, 0} = System.cmd(binary, Enum.map(@wake_gaps_us, &to_string/1))
+
+    for ["wake", gap, median, p90] <-
+          Enum.map(String.split(out, "\n", trim: true), &String.split/1) do
+      {String.to_integer(gap), String.to_float(median), String.to_float(p90)}
+    end
   end
 
   # -- throughput ------------------------------------------------------------------
@@ -327,11 +347,11 @@ defmodule Bench do
 
   defp figure(value, unit), do: :erlang.float_to_binary(value / 1, decimals: 2) <> unit
 
-  defp render(columns, rows, calls, scaling, memory, targets) do
+  defp render(columns, rows, calls, wakes, scaling, memory, targets) do
     header =
       "| case (-> 256x256 fill, q85) | " <>
         Enum.map_join(columns, " | ", &"#{&1} ms") <>
-        " | nif / pillow_fast | nif vs vips |\n" <>
+        " | nif / pillow_fast | vips / nif |\n" <>
         "|---|" <> String.duplicate("---|", length(columns) + 2)
 
     body =
@@ -345,7 +365,7 @@ defmodule Bench do
           end)
 
         fast = if by[:pillow_fast], do: x(by[{:ratio, :pillow_fast}].median), else: "-"
-        vips = if by[:vips], do: x(1 / by[{:ratio, :vips}].median) <> " faster", else: "-"
+        vips = if by[:vips], do: x(1 / by[{:ratio, :vips}].median), else: "-"
         "| #{name} | #{cells} | #{fast} | #{vips} |"
       end)
 
@@ -383,6 +403,10 @@ defmodule Bench do
     | `Mirage.info/1` on a 32x32 PNG, through the NIF | #{Float.round(calls.nif_info, 2)} |
     | `mirage.image.info` in Python (no NIF) | #{Float.round(calls.py_info, 2)} |
     | `PIL.Image.open` + size in Python | #{Float.round(calls.pillow_open, 2)} |
+
+    | host thread wake-up (`bench/wake.c`, pthread condition variable) | median us | p90 us |
+    |---|---|---|
+    #{Enum.map_join(wakes, "\n", fn {gap, median, p90} -> "| after #{gap} us asleep | #{median} | #{p90} |" end)}
 
     | concurrent callers (12 MP -> 256x256, #{@rounds} rounds of #{@window} s windows) | NIF images/s | scaling (IQR) | Pillow threads images/s | scaling (IQR) |
     |---|---|---|---|---|
