@@ -103,11 +103,10 @@ defmodule Bench do
     pillow_open = ask_number(py, "loop pillow_open #{tiny} #{count}")
 
     # The floor is mostly the trip to a dirty scheduler and back, whose cost depends
-    # on whether the threads involved are awake. An ERTS function that runs on a
-    # dirty I/O scheduler and does nothing else, measured in alternating batches,
-    # shows how much of the floor is Mirage's.
-    # The trip's cost changes within a run (with where the OS has put the threads),
-    # so Mirage's own part is the median difference between neighbouring batches.
+    # on whether the threads involved are awake, and changes within a run. An ERTS
+    # function that runs on a dirty I/O scheduler and does nothing else takes turns
+    # with the floor, batch by batch; Mirage's own part is the median difference
+    # between neighbouring batches.
     [floors, hops] =
       batches(count, [
         fn -> Mirage.NIF.live_handles() end,
