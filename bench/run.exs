@@ -7,7 +7,11 @@
 # figures also go to bench/results/run-*.etf for bench/summary.exs, which gives
 # their medians over repeated runs (`make bench RUNS=3`).
 
+Code.require_file("report.exs", __DIR__)
+
 defmodule Bench do
+  import Bench.Report, only: [stats: 1, verdict: 3, figure: 2]
+
   @shared Path.expand("../../shared", __DIR__)
   @python System.get_env("MIRAGE_PYTHON") || Path.expand("../.venv/bin/python", __DIR__)
 
@@ -296,31 +300,11 @@ defmodule Bench do
 
   # -- statistics and the report ---------------------------------------------------
 
-  defp stats(samples) do
-    sorted = Enum.sort(samples)
-
-    %{
-      median: percentile(sorted, 0.5),
-      p25: percentile(sorted, 0.25),
-      p75: percentile(sorted, 0.75)
-    }
-  end
-
-  defp percentile(sorted, p) do
-    rank = p * (length(sorted) - 1)
-    low = Enum.at(sorted, floor(rank))
-    high = Enum.at(sorted, ceil(rank))
-    low + (high - low) * (rank - floor(rank))
-  end
-
   defp ms(us), do: :erlang.float_to_binary(us / 1000, decimals: 1)
   defp x(ratio), do: :erlang.float_to_binary(ratio, decimals: 2) <> "x"
 
   defp spread_x(s),
     do: "#{x(s.median)} (#{:erlang.float_to_binary(s.p25, decimals: 2)}-#{x(s.p75)})"
-
-  defp verdict(true), do: "met"
-  defp verdict(false), do: "**missed**"
 
   # {target, measured, limit, :max | :min, unit, {what, figure} measured alongside}
   defp targets(rows, calls, scaling, memory) do
@@ -340,11 +324,6 @@ defmodule Bench do
       {"<= 5 MB RSS growth per in-flight 12 MP thumbnail", per_flight, 5, :max, " MB", nil}
     ]
   end
-
-  defp met?(value, limit, :max), do: value <= limit
-  defp met?(value, limit, :min), do: value >= limit
-
-  defp figure(value, unit), do: :erlang.float_to_binary(value / 1, decimals: 2) <> unit
 
   defp render(columns, rows, calls, wakes, scaling, memory, targets) do
     header =
@@ -432,7 +411,7 @@ defmodule Bench do
         nil -> ""
       end
 
-    "| #{label} | #{figure(value, unit)}#{also} | #{verdict(met?(value, limit, kind))} |"
+    "| #{label} | #{figure(value, unit)}#{also} | #{verdict(value, limit, kind)} |"
   end
 
   defp machine do

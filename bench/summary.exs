@@ -3,7 +3,11 @@
 # prints every target's median with the range (the issue's targets are medians of
 # repeated runs) and writes it to bench/results/summary.md.
 
+Code.require_file("report.exs", __DIR__)
+
 defmodule Bench.Summary do
+  import Bench.Report, only: [stats: 1, verdict: 3, figure: 2]
+
   @results Path.expand("results", __DIR__)
 
   def main do
@@ -32,7 +36,6 @@ defmodule Bench.Summary do
 
   defp row([{label, _, limit, kind, unit, alongside} | _] = per_run) do
     values = Enum.map(per_run, &elem(&1, 1))
-    median = median(values)
 
     also =
       case alongside do
@@ -44,28 +47,13 @@ defmodule Bench.Summary do
           ""
       end
 
-    verdict = if met?(median, limit, kind), do: "met", else: "**missed**"
+    verdict = verdict(stats(values).median, limit, kind)
     "| #{label} | #{spread(values, unit)}#{also} | #{verdict} |"
   end
 
   defp spread(values, unit) do
-    "#{figure(median(values), unit)} (#{figure(Enum.min(values), "")}-#{figure(Enum.max(values), "")})"
+    "#{figure(stats(values).median, unit)} (#{figure(Enum.min(values), "")}-#{figure(Enum.max(values), "")})"
   end
-
-  defp median(values) do
-    sorted = Enum.sort(values)
-    n = length(sorted)
-    mid = div(n, 2)
-
-    if rem(n, 2) == 1,
-      do: Enum.at(sorted, mid),
-      else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
-  end
-
-  defp met?(value, limit, :max), do: value <= limit
-  defp met?(value, limit, :min), do: value >= limit
-
-  defp figure(value, unit), do: :erlang.float_to_binary(value / 1, decimals: 2) <> unit
 end
 
 Bench.Summary.main()
