@@ -12,11 +12,13 @@ import functools
 import sys
 import traceback
 import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from mirage_nif import ffi, lib  # the embedding module, made by cffi at start-up
 
 from mirage import etf, memory, ops, output
-from mirage.codec import Encoded
+from mirage.buffers import Encoded
 from mirage.errors import REASONS, InternalError, MirageError, classify
 from mirage.formats import FORMATS
 from mirage.image import Image
@@ -64,10 +66,13 @@ def _unexpected(exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
 
 
 @functools.lru_cache(maxsize=256)
-def _arguments(encoded: bytes) -> dict:  # type: ignore[type-arg]
-    # Option maps repeat from call to call (the limits are in every one); callers
-    # treat the decoded dict as read-only.
-    return etf.decode(encoded)
+def _arguments(encoded: bytes) -> Mapping[str, object]:
+    # Option maps repeat from call to call (the limits are in every one); every call
+    # with the same bytes shares the decoded map, so it is read-only.
+    decoded = etf.decode(encoded)
+    if not isinstance(decoded, dict):
+        raise TypeError(f"arguments must be a map, got {type(decoded).__name__}")
+    return MappingProxyType(decoded)
 
 
 def _write(out, size: int):  # type: ignore[no-untyped-def]

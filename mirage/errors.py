@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar, Literal
 
-from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+from PIL.Image import DecompressionBombError
 
 Phase = Literal["decode", "encode"]
 
@@ -103,9 +104,9 @@ def classify(exc: BaseException, phase: Phase) -> MirageError:
     if isinstance(exc, MirageError):
         return exc
     message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (PILImage.DecompressionBombError, MemoryError)):
+    if isinstance(exc, (DecompressionBombError, MemoryError)):
         return TooManyPixels(message)
-    if isinstance(exc, PILImage.UnidentifiedImageError):
+    if isinstance(exc, UnidentifiedImageError):
         return UnsupportedImageFormat(message)
     if phase == "decode" and _is_truncation(exc):
         return TruncatedImage(message)
