@@ -14,7 +14,7 @@ from PIL import ImageFile, features
 
 from mirage import buffers
 from mirage.buffers import Data, Encoded
-from mirage.errors import TruncatedImage, UnsupportedImageFormat, classify
+from mirage.errors import TruncatedImage, UnsupportedImageFormat, classify, raised_by_mirage
 from mirage.formats import FORMATS, PILLOW_NAME
 
 # Bytes Pillow's plugins look at to recognise a format.
@@ -94,6 +94,8 @@ def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageF
         try:
             return factory(fp, "")
         except Exception as exc:  # mapped to a reason below
+            if raised_by_mirage(exc):
+                raise  # a bug, not bad data
             if fp.tell() >= len(data):
                 raise TruncatedImage(f"header ends early: {exc}") from exc
             raise classify(exc, "decode") from exc
@@ -215,6 +217,8 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
         return Encoded(file)
     except Exception as exc:
         file.close()
+        if raised_by_mirage(exc) and not isinstance(exc, MemoryError):
+            raise  # a bug, not bad data
         raise classify(exc, "encode") from exc
 
 

@@ -395,6 +395,24 @@ def to_bytes(
     return output(encoded)
 
 
+def footprint(image: Image) -> int:
+    """An estimate of the memory ``image`` holds, in bytes: its decoded pixels as
+    Pillow stores them, or else the encoded bytes it was read from."""
+    if image._pixels is not None:
+        return sum(im.width * im.height * _pixel_bytes(im.mode) for im in image._pixels.images)
+    return len(image._source) if image._source is not None else 0
+
+
+def _pixel_bytes(mode: str) -> int:
+    # Pillow keeps 8-bit single-band modes in one byte, 16-bit in two, and
+    # everything else (RGB included) in four bytes per pixel.
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith(("I;16", "BGR;15", "BGR;16")):
+        return 2
+    return 4
+
+
 def formats() -> dict[str, list[str]]:
     """Which formats this installation reads and writes, and which it reads by default."""
     return {

@@ -1,11 +1,11 @@
 """The operations every transport offers, by name, with one argument shape.
 
-A transport (the NIF's ``mirage._nif``, later the port and node programs) decodes a
-request into ``(name, source, args)``: ``source`` is the image the request names
-(bytes, a held :class:`~mirage.image.Image`, or ``None``) and ``args`` a dict already
-validated by Elixir, with ``max_pixels`` and ``allowed_formats`` always present. It
-gets back an :class:`Outcome` to encode in its own way. Python re-checks bounds
-(the pixel budget) as a second line of defence.
+:class:`mirage.service.Service` resolves a request into ``(name, source, args)``:
+``source`` is the image the request names (bytes, a held
+:class:`~mirage.image.Image`, or ``None``) and ``args`` a map already validated by
+Elixir, with ``max_pixels`` and ``allowed_formats`` always present. :func:`run`
+answers an :class:`Outcome`. Python re-checks bounds (the pixel budget) as a second
+line of defence.
 """
 
 from __future__ import annotations
@@ -187,3 +187,12 @@ OPS: dict[str, Callable[[Source, Mapping[str, Any]], Outcome]] = {
     "to_bytes": to_bytes,
     "formats": formats,
 }
+
+
+def run(name: str, source: Source, args: Mapping[str, Any]) -> Outcome:
+    """Run the operation ``name``; raises what it raises (a :class:`MirageError` for
+    bad data, anything else for a bug, including an unknown ``name``)."""
+    operation = OPS.get(name)
+    if operation is None:
+        raise ValueError(f"unknown operation {name!r}")
+    return operation(source, args)

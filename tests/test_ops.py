@@ -394,3 +394,9 @@ def test_resize_refuses_bytes_like_image_resize(png: bytes) -> None:
         image_module.resize(png, 10, 10)  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         OPS["resize"](png, args(width=10, height=10))
+
+
+def test_run_dispatches_by_name(png: bytes) -> None:
+    assert ops.run("info", png, limits()).term == OPS["info"](png, limits()).term
+    with pytest.raises(ValueError, match="unknown operation"):
+        ops.run("no_such_operation", png, limits())
