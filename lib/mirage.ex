@@ -86,19 +86,6 @@ defmodule Mirage do
   @type result :: {:ok, t()} | {:error, Mirage.Error.reason()}
   @type encoded :: {:ok, binary(), t()} | {:error, Mirage.Error.reason()}
 
-  @thumbnail_options [
-    :fit,
-    :gravity,
-    :filter,
-    :upscale,
-    :auto_orient,
-    :format,
-    :quality,
-    :strip,
-    :frames
-  ]
-  @encode_options [:format, :quality, :progressive, :optimize, :lossless, :compress_level, :strip]
-
   @doc """
   Reads an image's header from `bytes`, without decoding its pixels.
 
@@ -270,7 +257,7 @@ defmodule Mirage do
     unless is_number(degrees),
       do: raise(ArgumentError, "degrees must be a number, got: #{brief(degrees)}")
 
-    {transport, args} = request!(opts, [:background], image, "rotate/3")
+    {transport, args} = request!(opts, Mirage.Options.allowed(:rotate), image, "rotate/3")
     derive(transport, :rotate, image, Map.put(args, :degrees, degrees))
   end
 
@@ -329,7 +316,7 @@ defmodule Mirage do
   @spec to_bytes(t(), keyword()) :: {:ok, binary()} | {:error, Mirage.Error.reason()}
   def to_bytes(image, opts \\ []) do
     check_image!(image)
-    {transport, args} = request!(opts, @encode_options, image, "to_bytes/2")
+    {transport, args} = request!(opts, Mirage.Options.allowed(:to_bytes), image, "to_bytes/2")
     call(transport, :to_bytes, image.resource, args)
   end
 
@@ -388,7 +375,7 @@ defmodule Mirage do
     check_integer!(:width, width, 1)
     check_integer!(:height, height, 1)
     image = if is_struct(source, __MODULE__), do: source
-    {transport, args} = request!(opts, @thumbnail_options, image, function)
+    {transport, args} = request!(opts, Mirage.Options.allowed(op), image, function)
 
     # A box that will be filled is refused here before any work; Python checks the
     # planned output size (which may differ for other fits) against the budget again.

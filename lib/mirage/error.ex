@@ -40,7 +40,8 @@ defmodule Mirage.Error do
   #{Enum.map_join(@transport, "\n", fn {reason, text} -> "  * `#{inspect(reason)}`: #{text}" end)}
   """
 
-  @type reason ::
+  @typedoc "A reason from the Python core, as `core_reasons/0` lists them."
+  @type core_reason ::
           :unsupported_image_format
           | :truncated_image
           | :too_many_pixels
@@ -48,9 +49,11 @@ defmodule Mirage.Error do
           | :decode_failed
           | :encode_failed
           | :internal_error
-          | :timeout
-          | :worker_crashed
-          | :overloaded
+
+  @typedoc "A reason from a transport, as `transport_reasons/0` lists them."
+  @type transport_reason :: :timeout | :worker_crashed | :overloaded
+
+  @type reason :: core_reason() | transport_reason()
 
   @type t :: %__MODULE__{reason: reason()}
 
@@ -73,10 +76,10 @@ defmodule Mirage.Error do
   def reasons, do: Keyword.keys(@descriptions)
 
   @doc "The reasons the Python core raises, in `mirage.errors.REASONS` order."
-  @spec core_reasons() :: [reason()]
+  @spec core_reasons() :: [core_reason()]
   def core_reasons, do: Keyword.keys(@core)
 
   @doc "The reasons a transport adds: `[:timeout, :worker_crashed, :overloaded]`."
-  @spec transport_reasons() :: [reason()]
+  @spec transport_reasons() :: [transport_reason()]
   def transport_reasons, do: Keyword.keys(@transport)
 end

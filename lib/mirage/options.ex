@@ -26,6 +26,27 @@ defmodule Mirage.Options do
   # Options every function takes, whatever its own.
   @common [:max_pixels, :allowed_formats, :transport, :timeout]
 
+  # Each operation's own options (this module owns the names and their values; the
+  # Python core's keyword arguments are checked against them by tables_test.exs).
+  @thumbnail [:fit, :gravity, :filter, :upscale, :auto_orient, :format, :quality, :strip, :frames]
+  @operations %{
+    from_bytes: [],
+    info: [],
+    thumbnail: @thumbnail,
+    resize: @thumbnail,
+    crop: [],
+    rotate: [:background],
+    flip: [],
+    auto_orient: [],
+    to_bytes: [:format, :quality, :progressive, :optimize, :lossless, :compress_level, :strip],
+    formats: []
+  }
+
+  @fits [:fill, :contain, :cover, :exact]
+  @filters [:nearest, :bilinear, :bicubic, :lanczos]
+  @frames [:all, :first]
+  @booleans [:upscale, :auto_orient, :strip, :progressive, :optimize, :lossless]
+
   @gravities [
     :center,
     :north,
@@ -41,6 +62,41 @@ defmodule Mirage.Options do
   @doc "Every format Mirage knows (what a build can really read: `Mirage.formats/0`)."
   @spec formats() :: [Mirage.format()]
   def formats, do: @formats
+
+  @doc """
+  The options of operation `op` (a `t:Mirage.Transport.op/0`), besides the common
+  ones.
+
+      iex> Mirage.Options.allowed(:rotate)
+      [:background]
+  """
+  @spec allowed(Mirage.Transport.op()) :: [atom()]
+  def allowed(op), do: Map.fetch!(@operations, op)
+
+  @doc false
+  # What each option takes, for the drift test against the Python core.
+  @spec types() :: %{atom() => term()}
+  def types do
+    choices = %{
+      fit: @fits,
+      gravity: @gravities,
+      filter: @filters,
+      frames: @frames,
+      format: @formats
+    }
+
+    Map.new(choices, fn {key, values} -> {key, {:one_of, values}} end)
+    |> Map.merge(Map.new(@booleans, &{&1, :boolean}))
+    |> Map.merge(%{
+      quality: {:integer, 1..100},
+      compress_level: {:integer, 0..9},
+      max_pixels: {:integer, 1..@default_max_pixels},
+      allowed_formats: {:list_of, @formats},
+      background: :color,
+      timeout: :timeout,
+      transport: :transport
+    })
+  end
 
   @doc "The default pixel budget."
   @spec default_max_pixels() :: pos_integer()
@@ -101,16 +157,16 @@ defmodule Mirage.Options do
 
   @doc false
   @spec check!(atom(), term()) :: term()
-  def check!(:fit, v) when v in [:fill, :contain, :cover, :exact], do: v
+  def check!(:fit, v) when v in @fits, do: v
   def check!(:gravity, v) when v in @gravities, do: v
 
   def check!(:gravity, {x, y})
       when is_number(x) and is_number(y) and x >= 0 and x <= 1 and y >= 0 and y <= 1,
       do: {x / 1, y / 1}
 
-  def check!(:filter, v) when v in [:nearest, :bilinear, :bicubic, :lanczos], do: v
+  def check!(:filter, v) when v in @filters, do: v
   def check!(:format, v) when v in @formats, do: v
-  def check!(:frames, v) when v in [:all, :first], do: v
+  def check!(:frames, v) when v in @frames, do: v
   def check!(:quality, v) when is_integer(v) and v in 1..100, do: v
   def check!(:compress_level, v) when is_integer(v) and v in 0..9, do: v
   def check!(:max_pixels, v) when is_integer(v) and v > 0, do: v
@@ -123,10 +179,7 @@ defmodule Mirage.Options do
     end
   end
 
-  def check!(key, v)
-      when key in [:upscale, :auto_orient, :strip, :progressive, :optimize, :lossless] and
-             is_boolean(v),
-      do: v
+  def check!(key, v) when key in @booleans and is_boolean(v), do: v
 
   def check!(:allowed_formats, v) when is_list(v) and v != [] do
     if formats?(v), do: Enum.uniq(v), else: invalid!(:allowed_formats, v)
@@ -146,9 +199,9 @@ defmodule Mirage.Options do
   defp formats?(_tail), do: false
 
   @expected %{
-    fit: "one of :fill, :contain, :cover, :exact",
+    fit: "one of #{inspect(@fits)}",
     gravity: "one of #{inspect(@gravities)} or {x, y} with both in 0..1",
-    filter: "one of :nearest, :bilinear, :bicubic, :lanczos",
+    filter: "one of #{inspect(@filters)}",
     format: "one of #{inspect(@formats)}",
     frames: ":all or :first",
     quality: "an integer in 1..100",

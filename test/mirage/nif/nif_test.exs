@@ -26,7 +26,7 @@ defmodule Mirage.NIFTest do
     Task.await(task, 30_000)
   end
 
-  test "the reason and format atoms are the ones Mirage documents" do
+  test "the atom tables made at load are the reasons and formats Elixir documents" do
     assert Mirage.NIF.atom_tables() == %{
              reasons: Mirage.Error.core_reasons(),
              formats: Mirage.Options.formats()
