@@ -30,7 +30,7 @@ _OK = 0
 _COPY_BELOW = 1 << 17
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
 # The held image was released meanwhile (owned by c_src/py_api.h).
-_RELEASED = lib.MIRAGE_CODE_RELEASED
+_RELEASED: int = lib.MIRAGE_CODE_RELEASED
 
 # The NIF's images live until the BEAM garbage-collects their resources (or
 # Mirage.release/1): no owners and no caps.

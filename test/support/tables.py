@@ -23,13 +23,17 @@ from mirage.formats import FORMATS
 OPERATIONS: dict[str, tuple[str, ...]] = {
     "from_bytes": ("from_bytes",),
     "info": ("info",),
-    "thumbnail": ("thumbnail", "thumbnail_encoded"),
+    "thumbnail": ("thumbnail",),
     "crop": ("crop",),
     "rotate": ("rotate",),
     "flip": ("flip",),
     "auto_orient": ("auto_orient",),
-    "to_bytes": ("to_bytes", "to_encoded"),
+    "to_bytes": ("to_bytes",),
 }
+
+
+# Keyword arguments of mirage.image that are not options of the BEAM API.
+NOT_OPTIONS = ("output",)
 
 
 def explicit(names: tuple[str, ...]) -> Callable[..., object]:
@@ -66,7 +70,8 @@ def main() -> None:
         fn = explicit(names)
         hints = typing.get_type_hints(fn)
         for name, parameter in inspect.signature(fn).parameters.items():
-            if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            # `output` says where Python puts the encoded bytes: each transport's own.
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in NOT_OPTIONS:
                 print("option", operation, name, *kind(hints[name]))
 
 
