@@ -29,8 +29,8 @@ _OK = 0
 # settings a copy over 128 KiB is freshly mapped, and faults in, on every call.
 _COPY_BELOW = 1 << 17
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
-# MIRAGE_CODE_RELEASED in c_src/py_api.h: the held image was released meanwhile.
-_RELEASED = -2
+# The held image was released meanwhile (owned by c_src/py_api.h).
+_RELEASED: int = lib.MIRAGE_CODE_RELEASED
 
 # The NIF's images live until the BEAM garbage-collects their resources (or
 # Mirage.release/1): no owners and no caps.

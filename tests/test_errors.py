@@ -87,8 +87,8 @@ def test_reasons_match_elixir_error_type() -> None:
     source = REPO_ROOT / "lib" / "mirage" / "error.ex"
     if not source.is_file():
         pytest.skip("lib/mirage/error.ex not present (Python-only install)")
-    match = re.search(r"@type reason ::(.*?)\n\n", source.read_text(), re.S)
-    assert match, "no @type reason in error.ex"
+    match = re.search(r"@type core_reason ::(.*?)\n\n", source.read_text(), re.S)
+    assert match, "no @type core_reason in error.ex"
     atoms = re.findall(r":(\w+)", match.group(1))
     assert tuple(atoms) == errors.REASONS
 
