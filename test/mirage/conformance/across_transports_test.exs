@@ -1,0 +1,43 @@
+defmodule Mirage.Conformance.AcrossTransportsTest do
+  # Deterministic outputs must be the same bytes whichever transport made them, and
+  # from one call to the next (nothing stamped with the time or a random id).
+  use ExUnit.Case, async: true
+  import Mirage.ConformanceCase, only: [same_across_transports: 1, transports: 0]
+
+  @sample File.read!("samples/rocket.jpg")
+
+  # Every output format, from bytes and from a held image, with the options that
+  # change the encoder's path.
+  defp outputs(transport) do
+    image = Mirage.from_bytes!(@sample, transport: transport)
+
+    thumbnails =
+      for format <- [:jpg, :png, :gif, :webp, :bmp, :tiff],
+          do: Mirage.thumbnail!(@sample, 96, 64, format: format, transport: transport) |> elem(0)
+
+    encoded = [
+      Mirage.to_bytes!(image, format: :png, compress_level: 1),
+      Mirage.to_bytes!(image, format: :jpg, quality: 60, progressive: true, optimize: true),
+      Mirage.to_bytes!(image, format: :webp, lossless: true),
+      Mirage.to_bytes!(Mirage.rotate!(image, 30, background: {1, 2, 3}), format: :png),
+      Mirage.to_bytes!(Mirage.crop!(image, 5, 6, 70, 80), format: :bmp)
+    ]
+
+    info = Mirage.info!(@sample, transport: transport)
+    {thumbnails, encoded, info}
+  end
+
+  test "the same call gives the same bytes twice on each transport" do
+    for transport <- transports() do
+      assert outputs(transport) == outputs(transport), "#{transport} is not deterministic"
+    end
+  end
+
+  if length(transports()) < 2 do
+    @tag skip: "only one transport available"
+  end
+
+  test "every transport gives byte-identical outputs" do
+    same_across_transports(&outputs/1)
+  end
+end
