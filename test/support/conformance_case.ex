@@ -22,7 +22,8 @@ defmodule Mirage.ConformanceCase do
   #
   # The transports are every entry of `Mirage.Transport.transports/0`: a new
   # transport joins the suite by joining that list. `MIRAGE_TRANSPORTS=nif,port`
-  # limits a run to some of them.
+  # limits a run to some of them. If its tests need something (a component that may
+  # be missing, a pool to start), it adds a clause to unavailable/1 and setup_all/1.
 
   @doc "The transports the suite runs on, by name."
   @spec transports() :: [atom()]
@@ -35,6 +36,17 @@ defmodule Mirage.ConformanceCase do
       names -> Enum.filter(all, &(Atom.to_string(&1) in String.split(names, ",", trim: true)))
     end
   end
+
+  @doc """
+  Why `name`'s conformance modules must be skipped here (an optional component is
+  missing), or `nil`. Checked when the test files compile.
+  """
+  @spec unavailable(atom()) :: String.t() | nil
+  def unavailable(_name), do: nil
+
+  @doc "What each conformance module of `name` needs before its tests: ExUnit context."
+  @spec setup_all(atom()) :: keyword()
+  def setup_all(name), do: [transport: name]
 
   @doc "The module that calls Mirage with `transport: name`."
   @spec via(atom()) :: module()
@@ -58,7 +70,12 @@ defmodule Mirage.ConformanceCase do
         defmodule unquote(Module.concat(__CALLER__.module, suffix(name))) do
           use ExUnit.Case, unquote(case_opts)
           @moduletag transport: unquote(name)
-          setup do: [transport: unquote(name)]
+
+          if reason = Mirage.ConformanceCase.unavailable(unquote(name)) do
+            @moduletag skip: reason
+          end
+
+          setup_all do: Mirage.ConformanceCase.setup_all(unquote(name))
           unquote(body)
         end
       end
@@ -77,9 +94,9 @@ defmodule Mirage.ConformanceCase do
   asserting they are all equal: deterministic outputs must be byte-identical
   whichever transport made them.
   """
-  @spec same_across_transports((atom() -> term())) :: %{atom() => term()}
-  def same_across_transports(fun) do
-    results = Map.new(transports(), &{&1, fun.(&1)})
+  @spec same_across_transports((atom() -> term()), [atom()]) :: %{atom() => term()}
+  def same_across_transports(fun, names \\ transports()) do
+    results = Map.new(names, &{&1, fun.(&1)})
 
     case results |> Map.values() |> Enum.uniq() do
       [_one] ->
@@ -92,7 +109,15 @@ defmodule Mirage.ConformanceCase do
     end
   end
 
-  defp summary(bytes) when is_binary(bytes), do: {byte_size(bytes), :erlang.md5(bytes)}
+  # Long binaries as their size and digest, so the message shows which ones differ.
+  defp summary(bytes) when is_binary(bytes) and byte_size(bytes) > 32,
+    do: {byte_size(bytes), Base.encode16(:erlang.md5(bytes), case: :lower)}
+
+  defp summary(list) when is_list(list), do: Enum.map(list, &summary/1)
+
+  defp summary(tuple) when is_tuple(tuple),
+    do: tuple |> Tuple.to_list() |> Enum.map(&summary/1) |> List.to_tuple()
+
   defp summary(term), do: term
 end
 

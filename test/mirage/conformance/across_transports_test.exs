@@ -2,7 +2,9 @@ defmodule Mirage.Conformance.AcrossTransportsTest do
   # Deterministic outputs must be the same bytes whichever transport made them, and
   # from one call to the next (nothing stamped with the time or a random id).
   use ExUnit.Case, async: true
-  import Mirage.ConformanceCase, only: [same_across_transports: 1, transports: 0]
+
+  import Mirage.ConformanceCase,
+    only: [same_across_transports: 1, same_across_transports: 2, transports: 0]
 
   @sample File.read!("samples/rocket.jpg")
 
@@ -39,5 +41,18 @@ defmodule Mirage.Conformance.AcrossTransportsTest do
 
   test "every transport gives byte-identical outputs" do
     same_across_transports(&outputs/1)
+  end
+
+  test "the comparison names the transports whose results differ" do
+    assert same_across_transports(fn _ -> "same" end, [:a, :b]) == %{a: "same", b: "same"}
+
+    error =
+      assert_raise ExUnit.AssertionError, fn ->
+        same_across_transports(&if(&1 == :a, do: "one", else: "two"), [:a, :b])
+      end
+
+    assert error.message == "transports gave different results"
+    assert error.expr =~ ~s(a: "one")
+    assert error.expr =~ ~s(b: "two")
   end
 end
