@@ -6,6 +6,8 @@ defmodule Mirage.Conformance.AcrossTransportsTest do
   import Mirage.ConformanceCase,
     only: [same_across_transports: 1, same_across_transports: 2, transports: 0]
 
+  alias Mirage.Test.Shared
+
   @sample File.read!("samples/rocket.jpg")
 
   # Every output format, from bytes and from a held image, with the options that
@@ -27,6 +29,36 @@ defmodule Mirage.Conformance.AcrossTransportsTest do
 
     info = Mirage.info!(@sample, transport: transport)
     {thumbnails, encoded, info}
+  end
+
+  # Corpus files whose outputs carry more than pixels: colour profiles, EXIF
+  # orientation, animation frames and timing.
+  defp corpus_outputs(transport) do
+    rows =
+      for %{"expected" => "ok", "exercises" => exercises} = row <- Shared.manifest(),
+          exercises =~ ~r/ICC|orientation|animation; multi-frame/,
+          do: row["file"]
+
+    for file <- rows, format <- [:jpg, :png, :webp] do
+      bytes = Shared.read!("corpus/" <> file)
+
+      case Mirage.thumbnail(bytes, 48, 40, format: format, transport: transport) do
+        {:ok, out, image} -> {file, format, {:ok, out, {image.format, image.width, image.height}}}
+        {:error, reason} -> {file, format, {:error, reason}}
+      end
+    end
+  end
+
+  @tag :shared
+  test "corpus files with profiles, orientation and frames: same bytes twice, and across transports" do
+    for transport <- transports() do
+      first = corpus_outputs(transport)
+      assert length(first) >= 30
+      assert Enum.count(first, &match?({_, _, {:ok, _, _}}, &1)) >= 24
+      assert first == corpus_outputs(transport), "#{transport} is not deterministic"
+    end
+
+    same_across_transports(&corpus_outputs/1)
   end
 
   test "the same call gives the same bytes twice on each transport" do
