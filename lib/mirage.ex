@@ -356,7 +356,8 @@ defmodule Mirage do
   @doc """
   Which formats this installation can read and write, and which are allowed to be
   decoded by default (`config :mirage, allowed_formats: [...]`), through the
-  transport named by `transport:` (else the configured one).
+  transport named by `transport:` (else the configured one). Raises `Mirage.Error`
+  if the transport cannot answer (`:timeout`, `:worker_crashed`, `:overloaded`).
 
       iex> %{read: read, write: write, allowed: allowed} = Mirage.formats()
       iex> Enum.all?([:jpg, :png, :gif], &(&1 in read and &1 in write and &1 in allowed))
