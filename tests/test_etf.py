@@ -687,11 +687,80 @@ def test_nesting_beyond_the_limit_is_a_decode_error(
         decode(nested(opening, closing, depth))
 
 
-def test_deep_list_tails_are_a_decode_error() -> None:
-    # [1 | [1 | [1 | ...]]]: each tail is a level of recursion too.
-    data = b"\x83" + (b"l" + u32(1) + b"a\x01") * (MAX_DEPTH + 1) + b"j"
+def test_deep_list_tails_are_one_flat_list() -> None:
+    # [1 | [2 | [3 | ...]]]: the tails are read in a loop, so no nesting limit applies
+    # and nothing is copied per level (the VM reads this as a proper list as well).
+    levels = 100_000
+    data = b"\x83" + b"".join(b"l" + u32(1) + b"b" + u32(i) for i in range(levels)) + b"j"
+    assert decode(data) == list(range(levels))
+    assert decode(b"\x83" + b"l" + u32(1) + b"a\x01" + b"k" + u16(2) + b"xy") == [1, 120, 121]
+    with pytest.raises(DecodeError, match="improper"):
+        decode(b"\x83" + b"l" + u32(1) + b"a\x01" + b"l" + u32(1) + b"a\x02" + b"a\x03")
     with pytest.raises(DecodeError):
+        decode(b"\x83" + b"l" + u32(1) + b"a\x01" + b"l" + u32(5) + b"a\x02j")
+
+
+# --- maps whose keys collide in Python's hash table ---------------------------------------
+
+HASH_MODULUS = sys.hash_info.modulus  # 2**61 - 1: Python hashes integers modulo this
+
+
+def map_of(keys: list[object]) -> bytes:
+    """A MAP_EXT of ``keys`` (as Python encodes them), each mapped to ``[]``."""
+    return b"\x83t" + u32(len(keys)) + b"".join(encode(k)[1:] + b"j" for k in keys)
+
+
+# Families of distinct keys that share one Python hash (the first nine of each).
+COLLIDING_KEYS: dict[str, list[object]] = {
+    "big_ints": [k * HASH_MODULUS for k in range(1, 10)],
+    "negative_big_ints": [-k * HASH_MODULUS for k in range(1, 10)],
+    "tuples_of_big_ints": [(Atom("k"), k * HASH_MODULUS) for k in range(1, 10)],
+    "floats": [2.0 ** (61 * k) for k in range(-4, 5)],
+    "port_ids": [Port(NODE, k * HASH_MODULUS, 0) for k in range(9)],
+}
+
+
+@pytest.mark.parametrize("keys", COLLIDING_KEYS.values(), ids=COLLIDING_KEYS.keys())
+def test_colliding_keys_up_to_the_cap_decode(keys: list[object]) -> None:
+    assert len({hash(k) for k in keys}) == 1
+    allowed = keys[: etf.MAX_KEYS_PER_HASH]
+    assert list(decode(map_of(allowed))) == allowed
+    assert decode(encode(dict.fromkeys(allowed, 1))) == dict.fromkeys(allowed, 1)
+
+
+@pytest.mark.parametrize("keys", COLLIDING_KEYS.values(), ids=COLLIDING_KEYS.keys())
+def test_colliding_keys_over_the_cap_are_refused(keys: list[object]) -> None:
+    with pytest.raises(DecodeError, match="same Python hash"):
+        decode(map_of(keys[: etf.MAX_KEYS_PER_HASH + 1]))
+
+
+def test_a_map_of_colliding_keys_is_refused_at_the_first_key_over_the_cap() -> None:
+    # It claims a million entries; only the first nine keys are real, then junk that
+    # would be an error of its own. The collision error proves decoding stopped at the
+    # ninth key: the dict never holds more than the cap of equal-hash keys.
+    n = 1_000_000
+    keys = COLLIDING_KEYS["big_ints"]
+    body = b"".join(encode(k)[1:] + b"j" for k in keys[:-1]) + encode(keys[-1])[1:]
+    data = b"\x83t" + u32(n) + body + b"\xff" * (2 * n)
+    with pytest.raises(DecodeError, match="same Python hash"):
         decode(data)
+
+
+def test_keys_that_cannot_be_steered_are_not_capped() -> None:
+    # Small integers hash to themselves, atoms and binaries with a seeded hash: a big
+    # map of them is normal and decodes whole.
+    keys: list[object] = [*range(-5000, 5000), *(Atom(f"a{i}") for i in range(3000))]
+    keys += [f"b{i}".encode() for i in range(3000)]
+    assert list(decode(map_of(keys))) == keys
+    # One small integer next to the capped big ones: a bounded chain still.
+    keys = [0, *COLLIDING_KEYS["big_ints"][: etf.MAX_KEYS_PER_HASH]]
+    assert list(decode(map_of(keys))) == keys
+
+
+def test_unhashable_map_keys_are_a_decode_error() -> None:
+    for key in ([1], {1: 2}, (1, [2])):
+        with pytest.raises(DecodeError, match="not hashable"):
+            decode(map_of([key]))
 
 
 def test_deep_term_on_a_nearly_full_stack_is_a_decode_error() -> None:
