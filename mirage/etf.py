@@ -133,6 +133,8 @@ _FLOAT_EXT_TEXT: Final = re.compile(rb"[+-]?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?")
 _I32_MIN: Final = -(2**31)
 _I32_MAX: Final = 2**31 - 1
 _U32_MAX: Final = 2**32 - 1
+# The VM writes port ids above 28 bits (its old port number width) as V4_PORT_EXT.
+_MAX_V3_PORT_ID: Final = 2**28 - 1
 _TRUNCATED: Final = "truncated input"
 
 
@@ -858,8 +860,8 @@ def _encode_reference(term: Reference, out: _Output) -> None:
 
 
 def _encode_port(term: Port, out: _Output) -> None:
-    # Like the VM: the 64-bit form only when the id needs it.
-    wide = isinstance(term.id, int) and term.id > _U32_MAX
+    # Like the VM: the 64-bit form only for ids over 28 bits.
+    wide = isinstance(term.id, int) and term.id > _MAX_V3_PORT_ID
     out.append(V4_PORT_EXT if wide else NEW_PORT_EXT)
     _encode_node(term.node, out, "Port.node")
     out += _pack(_U64_U32 if wide else _U32_U32, "Port", term.id, term.creation)

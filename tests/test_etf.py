@@ -371,6 +371,9 @@ LAYOUTS: list[tuple[object, bytes]] = [
     (Pid(NODE, 9, 0, 0), b"\x83X" + NODE_BYTES + u32(9) + u32(0) + u32(0)),
     (Port(NODE, 5, 0), b"\x83Y" + NODE_BYTES + u32(5) + u32(0)),
     (Port(NODE, 2**40, 3), b"\x83x" + NODE_BYTES + (2**40).to_bytes(8, "big") + u32(3)),
+    # The VM's cut-over to V4_PORT_EXT is at 28 bits, not 32.
+    (Port(NODE, 2**28 - 1, 0), b"\x83Y" + NODE_BYTES + u32(2**28 - 1) + u32(0)),
+    (Port(NODE, 2**28, 0), b"\x83x" + NODE_BYTES + (2**28).to_bytes(8, "big") + u32(0)),
     (
         Reference(NODE, 0, (0x68A5, 0xF2680001, 0x2B4C367B)),
         b"\x83Z\x00\x03" + NODE_BYTES + u32(0) + bytes.fromhex("000068a5 f2680001 2b4c367b"),
