@@ -36,6 +36,7 @@ import math
 import re
 import struct
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_KEYS_PER_HASH",
     "MAX_UNCOMPRESSED_SIZE",
+    "VIEW_AT",
     "Atom",
     "DecodeError",
     "EncodeError",
@@ -55,6 +57,7 @@ __all__ = [
     "Reference",
     "decode",
     "encode",
+    "encode_parts",
 ]
 
 VERSION: Final = 131
@@ -69,6 +72,8 @@ MAX_KEYS_PER_HASH: Final = 8
 # Integers strictly between these hash to themselves (-1 aside, which hashes as -2).
 _HASH_MIN: Final = -sys.hash_info.modulus
 _HASH_MAX: Final = sys.hash_info.modulus
+# decode(views=True) returns binaries at least this long as views of its input.
+VIEW_AT: Final = 64 * 1024
 # Erlang refuses atoms longer than 255 characters (not bytes).
 MAX_ATOM_CHARS: Final = 255
 # The VM rejects references with more ids than this (ERTS_MAX_REF_NUMBERS).
@@ -210,11 +215,25 @@ _UTF8_ATOMS: dict[bytes, object] = {k.encode(): v for k, v in _SPECIAL_ATOMS.ite
 _LATIN1_ATOMS: dict[bytes, object] = dict(_UTF8_ATOMS)
 
 
-def decode(data: bytes | bytearray | memoryview) -> object:
+class _Borrowing(threading.local):
+    """The input of the decode(views=True) running on this thread, as a memoryview."""
+
+    view: memoryview | None = None
+
+
+_borrowing = _Borrowing()
+
+
+def decode(data: bytes | bytearray | memoryview, *, views: bool = False) -> object:
     """The term encoded in ``data`` (with its leading version byte 131).
 
     The whole input must be one term; any malformed, truncated, trailing or
     unsupported content raises :class:`DecodeError`.
+
+    With ``views=True``, binaries of :data:`VIEW_AT` bytes or more come back as
+    read-only ``memoryview`` slices of the input instead of ``bytes`` copies (a
+    transport that read a request into one ``bytes`` object then holds each large
+    binary once). The views keep the whole input alive.
     """
     if not isinstance(data, bytes):
         # Any buffer (bytearray, memoryview, a cffi buffer) is copied once: slices of
@@ -231,7 +250,14 @@ def decode(data: bytes | bytearray | memoryview) -> object:
             pos = 0
         else:
             pos = 1
-        term, pos = _decode_term(data, pos, 0)
+        if views:
+            _borrowing.view = memoryview(data)
+            try:
+                term, pos = _decode_term(data, pos, 0)
+            finally:
+                _borrowing.view = None
+        else:
+            term, pos = _decode_term(data, pos, 0)
     # Fixed-size reads are not bounds-checked one by one: running off the end shows
     # up as one of these and means the input was cut short.
     except (IndexError, struct.error):
@@ -306,6 +332,10 @@ def _decode_term(data: bytes, pos: int, depth: int) -> tuple[object, int]:
         end = pos + n
         if end > len(data):
             raise _too_long("BINARY_EXT", n)
+        if n >= VIEW_AT:
+            view = _borrowing.view
+            if view is not None:
+                return view[pos:end], end
         return data[pos:end], end
     if tag == INTEGER_EXT:
         return _I32.unpack_from(data, pos)[0], pos + 4
@@ -661,8 +691,25 @@ def encode(term: object) -> bytes:
     return bytes(out)
 
 
+def encode_parts(term: object) -> list[bytes | bytearray | memoryview]:
+    """:func:`encode`'s bytes as consecutive parts, for a vectored write (``os.writev``).
+
+    Binaries of 64 KiB or more are parts of their own, the very objects found in
+    ``term`` (not copies): the caller must not change them before writing the parts.
+    """
+    out = _Output(_VERSION_BYTE)
+    out.chunks = []
+    try:
+        _encode_term(term, out, 0)
+    except RecursionError:
+        raise EncodeError("term nested too deeply for the Python stack") from None
+    out.chunks.append(out)
+    return out.chunks
+
+
 # Binaries at least this long are not copied into the output buffer but joined in
-# once at the end: copying image-sized data into a growing bytearray costs ~20x more.
+# once at the end (or handed over as they are, by encode_parts): copying image-sized
+# data into a growing bytearray costs far more.
 _JOIN_AT: Final = 64 * 1024
 _VERSION_BYTE: Final = bytes((VERSION,))
 

@@ -1192,3 +1192,46 @@ def _dicts(value: object) -> Iterator[dict[object, object]]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _dicts(item)
+
+
+# --- views and parts: large binaries without copies ---------------------------------------
+
+
+def test_decode_with_views_lends_large_binaries_from_the_input() -> None:
+    large = bytes(range(256)) * (etf.VIEW_AT // 256)
+    data = encode((Atom("ok"), large, b"small", {Atom("k"): large + b"!"}))
+    term = decode(data, views=True)
+    assert isinstance(term, tuple)
+    _, first, small, nested_map = term
+    assert isinstance(first, memoryview) and first.readonly and first.obj is data
+    assert first == large
+    assert type(small) is bytes
+    inner = nested_map[Atom("k")]
+    assert isinstance(inner, memoryview) and inner.obj is data and inner == large + b"!"
+    # Without views (the default), and just under the size, binaries are bytes.
+    assert type(decode(data)[1]) is bytes
+    assert type(decode(encode(large[:-1]), views=True)) is bytes
+
+
+def test_decode_with_views_leaves_no_state_behind() -> None:
+    large = b"x" * etf.VIEW_AT
+    with pytest.raises(DecodeError):
+        decode(encode([large])[:-1], views=True)
+    assert type(decode(encode(large))) is bytes
+    assert isinstance(decode(compressed(encode(large)[1:]), views=True), memoryview)
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
+def test_encode_parts_join_to_the_encoding(value: object) -> None:
+    assert b"".join(etf.encode_parts(value)) == encode(value)
+
+
+def test_encode_parts_hand_over_large_binaries_uncopied() -> None:
+    large = bytearray(etf.VIEW_AT)
+    view = memoryview(b"y" * (2 * etf.VIEW_AT))
+    term = (1, large, [view, b"z" * 10])
+    parts = etf.encode_parts(term)
+    assert any(part is large for part in parts)
+    assert any(part is view for part in parts)
+    assert b"".join(parts) == encode(term)
+    assert sum(len(p) for p in parts) == len(encode(term))
