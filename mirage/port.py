@@ -168,21 +168,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _options(argv)
     if options.max_memory is not None:
         resource.setrlimit(resource.RLIMIT_AS, (options.max_memory, options.max_memory))
-    threading.stack_size(_THREAD_STACK)
     # The VM's own stdin: never read it.
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
     port = Port(FrameWriter(OUT_FD), Service(options.max_handles, options.max_bytes))
-    _capture_fd(1, output.INFO, port)
-    _capture_fd(2, output.ERROR, port)
-    output.install(port.log)
-    memory.configure()
     frames: queue.SimpleQueue[bytes] = queue.SimpleQueue()
     reader = FrameReader(IN_FD)
-    threading.Thread(
-        target=_read_frames, args=(reader, frames), name="mirage-reader", daemon=True
-    ).start()
+    # Small stacks for these helper threads only (the cap counts every stack);
+    # threads the request path may start get the default again.
+    default_stack = threading.stack_size(_THREAD_STACK)
+    try:
+        _capture_fd(1, output.INFO, port)
+        _capture_fd(2, output.ERROR, port)
+        threading.Thread(
+            target=_read_frames, args=(reader, frames), name="mirage-reader", daemon=True
+        ).start()
+    finally:
+        threading.stack_size(default_stack)
+    output.install(port.log)
+    memory.configure()
     while True:
         frame = frames.get()
         try:

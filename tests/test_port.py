@@ -5,9 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -309,3 +311,77 @@ def test_max_memory_over_the_cap_is_too_many_pixels() -> None:
         assert worker.call(20, "info", SAMPLE, {})[0] == OK  # type: ignore[index]
     finally:
         worker.stop()
+
+
+# --- the VM going away --------------------------------------------------------------------
+
+STUCK_OP = """
+import threading
+from mirage import ops
+
+def stuck(source, args):
+    threading.Event().wait()  # a decoder that never returns
+
+ops.OPS["stuck"] = stuck
+"""
+
+
+def test_end_of_input_ends_the_program_mid_request() -> None:
+    worker = Worker(prelude=STUCK_OP)
+    try:
+        assert worker.call(21, "formats", NIL, {})[0] == OK  # type: ignore[index]
+        worker.send((22, Atom("stuck"), NIL, LIMITS, ME))
+        assert worker.close_input() == 0
+    finally:
+        worker.stop()
+
+
+# Starts the port program on fds 3/4 as the VM would, prints its pid, then waits to be
+# killed: the only holder of the program's input pipe is this process.
+FAKE_VM = """
+import os, subprocess, sys
+child_in, to_child = os.pipe()
+from_child, child_out = os.pipe()
+def on_fds_3_and_4():
+    os.dup2(child_in, 3)
+    os.dup2(child_out, 4)
+worker = subprocess.Popen([sys.executable, "-m", "mirage.port"], pass_fds=(3, 4),
+                          preexec_fn=on_fds_3_and_4, stdout=subprocess.DEVNULL)
+print(worker.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def exited(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie (exited, not yet reaped by its new parent)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_vm_killed_with_sigkill_leaves_no_worker() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    vm = subprocess.Popen(
+        [sys.executable, "-c", FAKE_VM],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert vm.stdout is not None
+    worker_pid = int(vm.stdout.readline())
+    try:
+        assert not exited(worker_pid)
+        vm.kill()  # SIGKILL: no chance to close anything
+        vm.wait()
+        for _ in range(int(GUARD / 0.05)):
+            if exited(worker_pid):
+                break
+            time.sleep(0.05)
+        assert exited(worker_pid)
+    finally:
+        if not exited(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
