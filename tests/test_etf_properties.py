@@ -11,7 +11,8 @@ import shutil
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from mirage.etf import (
     MAX_ATOM_CHARS,
+    MAX_KEYS_PER_HASH,
     Atom,
     DecodeError,
     Export,
@@ -226,3 +228,37 @@ def test_arbitrary_bytes_raise_only_decode_error(data: bytes) -> None:
         decode(b"\x83" + data)
     except DecodeError:
         pass
+
+
+# --- maps of keys chosen to collide ---------------------------------------------------------
+
+
+# Keys from families whose Python hashes coincide: integers congruent modulo the hash
+# modulus (with or without the small one among them), tuples of such integers, and
+# floats 2**(61 k), which all hash to 1. Up to 14 of each, around the cap of 8.
+def family(make: Callable[[int], object], ks: range) -> st.SearchStrategy[list[object]]:
+    return st.lists(st.sampled_from(ks), unique=True, max_size=14).map(
+        lambda chosen: [make(k) for k in chosen]
+    )
+
+
+colliding_maps = st.tuples(
+    family(lambda k: k * HASH_MODULUS, range(0, 20)),
+    family(lambda k: k * HASH_MODULUS - 5, range(-19, 1)),
+    family(lambda k: (Atom("t"), k * HASH_MODULUS), range(1, 20)),
+    family(lambda k: 2.0 ** (61 * k), range(-16, 17)),
+).flatmap(lambda families: st.permutations([k for f in families for k in f]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=colliding_maps)
+def test_maps_of_colliding_keys_decode_iff_no_hash_is_used_too_often(keys: list[object]) -> None:
+    data = b"\x83t" + HEADER.pack(len(keys)) + b"".join(encode(k)[1:] + b"j" for k in keys)
+    # Only keys that are not small integers are counted (see etf._count_hash).
+    counted = [k for k in keys if not (type(k) is int and -HASH_MODULUS < k < HASH_MODULUS)]
+    per_hash = Counter(hash(k) for k in counted)
+    if max(per_hash.values(), default=0) > MAX_KEYS_PER_HASH:
+        with pytest.raises(DecodeError, match="same Python hash"):
+            decode(data)
+    else:
+        assert list(decode(data)) == keys
