@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -385,3 +386,70 @@ def test_a_vm_killed_with_sigkill_leaves_no_worker() -> None:
     finally:
         if not exited(worker_pid):
             os.kill(worker_pid, signal.SIGKILL)
+
+
+# --- under a real VM ----------------------------------------------------------------------
+
+# open_port exactly as the pool does; prints the results as hex ETF, one per line.
+VM_SCRIPT = """
+Python = os:getenv("MIRAGE_TEST_PYTHON"),
+Port = open_port({spawn_executable, Python},
+                 [{packet, 4}, nouse_stdio, binary, exit_status, {args, ["-m", "mirage.port"]}]),
+{os_pid, OsPid} = erlang:port_info(Port, os_pid),
+Limits = #{max_pixels => 50000000, allowed_formats => [jpg, png]},
+{ok, Jpg} = file:read_file(os:getenv("MIRAGE_TEST_SAMPLE")),
+Reply = fun Wait() ->
+    receive
+        {Port, {data, Frame}} ->
+            % Not [safe]: format atoms like webp exist only once Mirage is loaded.
+            case binary_to_term(Frame) of
+                {log, _, _} -> Wait();
+                Term -> Term
+            end
+    after 60000 -> timeout
+    end
+end,
+port_command(Port, term_to_binary({7, formats, nil, Limits, self()})),
+Formats = Reply(),
+port_command(Port, [<<131, 104, 5, 97, 8>>, tl(binary_to_list(term_to_binary(info))),
+                    <<109, (byte_size(Jpg)):32>>, Jpg,
+                    tl(binary_to_list(term_to_binary(Limits))),
+                    tl(binary_to_list(term_to_binary(self())))]),
+Info = Reply(),
+port_close(Port),
+Print = fun(T) -> io:format("~s~n", [binary:encode_hex(term_to_binary(T))]) end,
+Print(OsPid), Print(Formats), Print(Info),
+halt().
+"""
+
+
+@pytest.mark.skipif(shutil.which("erl") is None, reason="Erlang not installed (erl not on PATH)")
+def test_under_a_real_vm_open_port(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MIRAGE_TEST_PYTHON": sys.executable,
+        "MIRAGE_TEST_SAMPLE": str(ROOT / "samples" / "rocket.jpg"),
+    }
+    run = subprocess.run(
+        ["erl", "-noinput", "-eval", VM_SCRIPT],
+        env=env,
+        cwd=tmp_path,  # where a crash dump would go
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    os_pid, formats, info = (
+        etf.decode(bytes.fromhex(line.decode())) for line in run.stdout.split()
+    )
+    assert formats == (7, (OK, NIL, NIL, etf.decode(etf.encode(ops.formats(None, {}).term))))
+    expected_info = etf.decode(etf.encode(ops.info(SAMPLE, LIMITS).term))
+    assert info == (8, (OK, NIL, NIL, expected_info))
+    # port_close/1 closed the program's input: it is gone.
+    assert isinstance(os_pid, int)
+    for _ in range(int(GUARD / 0.05)):
+        if exited(os_pid):
+            break
+        time.sleep(0.05)
+    assert exited(os_pid)
