@@ -38,7 +38,7 @@ from collections.abc import Hashable, Sequence
 
 from mirage import etf, memory, output
 from mirage.etf import Atom, DecodeError
-from mirage.framing import FrameReader, FrameWriter, FramingError, Part
+from mirage.framing import MAX_FRAME, FrameReader, FrameWriter, FramingError, Part
 
 try:
     from mirage.server import handle
@@ -53,6 +53,7 @@ EXIT_BAD_FRAME = 2
 _LOG = Atom("log")
 _RELEASE = Atom("release")
 _RELEASE_OWNER = Atom("release_owner")
+_INTERNAL_ERROR = (Atom("error"), Atom("internal_error"))
 # Small stacks for the helper threads: the address-space cap counts every stack.
 _THREAD_STACK = 256 * 1024
 
@@ -82,13 +83,13 @@ class Port:
                 raise ProtocolError(
                     "a request is {id :: integer, op :: atom, source, args :: map, owner}"
                 )
-            reply = handle(self.service, op, source, args, _hashable(owner))
+            owner = _hashable(owner)
             try:
-                self.answer(request_id, reply)
-            except (etf.EncodeError, FramingError):
-                # A reply the frame cannot carry is a bug here, not the caller's.
+                reply = handle(self.service, op, source, args, owner)
+            except Exception:  # noqa: BLE001 - a bug: the caller still gets its answer
                 traceback.print_exc()
-                self.answer(request_id, (Atom("error"), Atom("internal_error")))
+                reply = _INTERNAL_ERROR
+            self.answer(request_id, reply)
         elif len(message) == 2 and message[0] == _RELEASE and isinstance(message[1], list):
             for handle_id in message[1]:
                 if type(handle_id) is not int:
@@ -100,6 +101,15 @@ class Port:
             raise ProtocolError(f"unknown message: a tuple of {len(message)}")
 
     def answer(self, request_id: int, reply: object) -> None:
+        """Write ``{request_id, reply}``; a reply the frame cannot carry is a bug here,
+        answered as ``internal_error``."""
+        try:
+            self._write_reply(request_id, reply)
+        except (etf.EncodeError, FramingError):
+            traceback.print_exc()
+            self._write_reply(request_id, _INTERNAL_ERROR)
+
+    def _write_reply(self, request_id: int, reply: object) -> None:
         """Write ``{request_id, reply}``, streaming an encoder's output into the frame."""
         if not (isinstance(reply, tuple) and len(reply) == 4 and _streamed(reply[1])):
             self.writer.write(etf.encode_parts((request_id, reply)))
@@ -108,6 +118,8 @@ class Port:
         # from its own file to the pipe without a copy in Python.
         ok, data, image, term = reply
         try:
+            if len(data) > MAX_FRAME:
+                raise FramingError(f"a {len(data)}-byte output does not fit {{:packet, 4}}")
             head = b"\x83h\x02" + etf.encode(request_id)[1:] + b"h\x04" + etf.encode(ok)[1:]
             parts: list[Part] = [head, b"m" + len(data).to_bytes(4, "big")]
             parts.append(data if hasattr(data, "write_to") else data.to_bytes())
@@ -133,7 +145,8 @@ def _read_frames(reader: FrameReader, frames: queue.SimpleQueue[bytes]) -> None:
     try:
         while (frame := reader.read()) is not None:
             frames.put(frame)
-    except (FramingError, OSError):
+    except BaseException:  # noqa: BLE001 - a cut stream, or no memory for a frame
+        # Nothing to answer to; without this thread the program would wait forever.
         os._exit(EXIT_BAD_FRAME)
     # The VM is gone or closed the port: nobody wants the answer being worked on.
     os._exit(0)

@@ -453,3 +453,44 @@ def test_under_a_real_vm_open_port(tmp_path: Path) -> None:
             break
         time.sleep(0.05)
     assert exited(os_pid)
+
+
+BROKEN_PATH = """
+import mirage.port
+
+def broken(service, op, source, args, owner):
+    raise RuntimeError("a bug in the request path")
+
+mirage.port.handle = broken
+"""
+
+
+def test_a_request_path_that_raises_answers_internal_error() -> None:
+    worker = Worker(prelude=BROKEN_PATH)
+    try:
+        assert worker.call(23, "formats", NIL, {}) == (ERROR, Atom("internal_error"))
+        assert worker.call(24, "formats", NIL, {}) == (ERROR, Atom("internal_error"))
+        lines = b"\n".join(line for level, line in worker.logs if level == 3)
+        assert b"RuntimeError: a bug in the request path" in lines
+    finally:
+        worker.stop()
+
+
+UNENCODABLE = """
+from mirage import ops
+
+def unencodable(source, args):
+    return ops.Outcome(term=object())
+
+ops.OPS["unencodable"] = unencodable
+"""
+
+
+def test_a_reply_that_cannot_be_encoded_answers_internal_error() -> None:
+    worker = Worker(prelude=UNENCODABLE)
+    try:
+        assert worker.call(25, "unencodable", NIL, {}) == (ERROR, Atom("internal_error"))
+        assert any(b"EncodeError" in line for level, line in worker.logs if level == 3)
+        assert worker.call(26, "formats", NIL, {})[0] == OK  # type: ignore[index]
+    finally:
+        worker.stop()
