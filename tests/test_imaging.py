@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps, JpegImagePlugin
 
 from mirage import codec, geometry
+from mirage.buffers import keep
 from mirage.errors import InvalidDimensions, TooManyPixels, UnsupportedImageFormat
 from mirage.formats import DEFAULT_ALLOWED, FORMATS, PILLOW_NAME
 from mirage.image import (
@@ -34,7 +35,6 @@ from mirage.image import (
     resize,
     rotate,
     thumbnail,
-    thumbnail_encoded,
     to_bytes,
 )
 from tests.conftest import (
@@ -388,9 +388,9 @@ def test_quality_and_format_options() -> None:
     assert (open_bytes(out).format, image.format) == ("WEBP", "webp")
 
 
-def test_thumbnail_encoded_matches_thumbnail() -> None:
+def test_thumbnail_output_keep_matches_thumbnail() -> None:
     data = encoded(gradient((120, 80)), "jpg")
-    encoded_out, image = thumbnail_encoded(data, 30, 30)
+    encoded_out, image = thumbnail(data, 30, 30, output=keep)
     with encoded_out:
         assert encoded_out.to_bytes() == thumbnail(data, 30, 30)[0]
         assert image.byte_size == len(encoded_out)
