@@ -13,9 +13,17 @@ descriptor 3 and leave on 4:
   and whatever C code writes to file descriptors 1 and 2, arrive this way.
 
 A reader thread owns the input and ends the process as soon as it ends (the VM closed
-the port, exited or was killed), even in the middle of a request. A frame that is not
-one of the messages above is a broken peer: the program logs why and exits with
-status 2 without answering (no id can be trusted to answer to).
+the port, exited or was killed), even in the middle of a request. A request with an
+integer id is always answered: a malformed op, source or args map gets the error
+reply ``mirage.server.handle`` gives it. A frame with no id to answer to (not ETF,
+not a tuple, a non-integer id, an unknown message) means a broken peer: the program
+logs why (``{:log, 3, "mirage.port: bad frame, exiting: ..."}``) and exits with
+status 2. Input that ends inside a frame also exits with status 2, a clean end of
+input with 0.
+
+An operation's encoded output goes from the encoder's own buffer (or memfd) into the
+reply frame (``buffers.keep``, ``Encoded.write_to``); a request's binaries of 64 KiB
+or more are views of the frame they came in (``etf.decode(views=True)``).
 
 ``--max-memory BYTES`` caps the address space (``RLIMIT_AS``). An allocation past the
 cap fails: where Python sees it (Pillow's pixel buffers, Python objects) the request
@@ -36,15 +44,11 @@ import threading
 import traceback
 from collections.abc import Hashable, Sequence
 
-from mirage import etf, memory, output
+from mirage import buffers, etf, host, output
 from mirage.etf import Atom, DecodeError
 from mirage.framing import MAX_FRAME, FrameReader, FrameWriter, FramingError, Part
-
-try:
-    from mirage.server import handle
-    from mirage.service import Service
-except ImportError:  # branch core-py not merged yet: see mirage/_port_shim.py
-    from mirage._port_shim import Service, handle  # type: ignore[assignment]
+from mirage.server import handle
+from mirage.service import Service
 
 IN_FD = 3
 OUT_FD = 4
@@ -79,13 +83,14 @@ class Port:
             raise ProtocolError(f"expected a tuple, got {type(message).__name__}")
         if len(message) == 5:
             request_id, op, source, args, owner = message
-            if type(request_id) is not int or type(op) is not Atom or type(args) is not dict:
-                raise ProtocolError(
-                    "a request is {id :: integer, op :: atom, source, args :: map, owner}"
-                )
+            if type(request_id) is not int:
+                raise ProtocolError("a request's id is an integer")
+            # With an id to answer to, the rest (op, source, args) is the request
+            # path's to judge: a malformed request gets an error reply.
             owner = _hashable(owner)
             try:
-                reply = handle(self.service, op, source, args, owner)
+                # keep: the Encoded itself, streamed into the frame by answer().
+                reply = handle(self.service, op, source, args, owner, output=buffers.keep)
             except Exception:  # noqa: BLE001 - a bug: the caller still gets its answer
                 traceback.print_exc()
                 reply = _INTERNAL_ERROR
@@ -122,7 +127,7 @@ class Port:
                 raise FramingError(f"a {len(data)}-byte output does not fit {{:packet, 4}}")
             head = b"\x83h\x02" + etf.encode(request_id)[1:] + b"h\x04" + etf.encode(ok)[1:]
             parts: list[Part] = [head, b"m" + len(data).to_bytes(4, "big")]
-            parts.append(data if hasattr(data, "write_to") else data.to_bytes())
+            parts.append(data)
             parts.append(etf.encode((image, term))[3:])  # the elements after "h\x02"
             self.writer.write(parts)
         finally:
@@ -130,8 +135,8 @@ class Port:
 
 
 def _streamed(data: object) -> bool:
-    """Whether a reply's data is an ``Encoded`` rather than bytes (or nil)."""
-    return data is not None and not isinstance(data, (bytes, bytearray, memoryview))
+    """Whether a reply's data is an ``Encoded`` (kept by ``buffers.keep``), not bytes."""
+    return isinstance(data, buffers.Encoded)
 
 
 def _hashable(owner: object) -> Hashable:
@@ -199,8 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).start()
     finally:
         threading.stack_size(default_stack)
-    output.install(port.log)
-    memory.configure()
+    host.setup(port.log)
     while True:
         frame = frames.get()
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mirage import etf, ops
+from mirage import buffers, etf, ops
 from mirage.etf import Atom, Pid
 from mirage.framing import FrameWriter
 
@@ -165,10 +165,14 @@ def test_thumbnail_bytes_are_the_in_process_bytes(worker: Worker) -> None:
 def test_large_reply_crosses_whole(worker: Worker) -> None:
     # Over the 64 KiB at which frames are written in parts.
     args = {Atom("width"): 600, Atom("height"): 600, Atom("format"): Atom("png")}
+    # Over the pixels at which the encoder writes into a memfd, streamed by sendfile.
+    assert 600 * 600 > buffers.MEMFD_ABOVE
+    outcome = ops.thumbnail(SAMPLE, {**LIMITS, **args})
+    assert outcome.data is not None
+    expected = outcome.data.to_bytes()
     reply = worker.call(4, "thumbnail", SAMPLE, args)
     assert isinstance(reply, tuple) and reply[0] == OK
-    assert isinstance(reply[1], bytes) and len(reply[1]) > 64 * 1024
-    assert reply[1].startswith(b"\x89PNG")
+    assert len(expected) > 64 * 1024 and reply[1] == expected
 
 
 def test_held_image_chain_then_release(worker: Worker) -> None:
@@ -231,10 +235,10 @@ def test_end_of_input_mid_frame_ends_the_program(worker: Worker) -> None:
         b"\x83",  # truncated ETF
         etf.encode([1, 2]),  # not a tuple
         etf.encode((1, 2, 3)),  # no such message
-        etf.encode((1, Atom("formats"), NIL, [], ME)),  # args not a map
+        etf.encode((b"1", Atom("formats"), NIL, LIMITS, ME)),  # no integer id
         etf.encode((Atom("release"), [Atom("x")])),  # handles not integers
     ],
-    ids=["garbage", "truncated", "list", "triple", "args_list", "release_atoms"],
+    ids=["garbage", "truncated", "list", "triple", "binary_id", "release_atoms"],
 )
 def test_a_frame_outside_the_protocol_is_logged_then_the_program_exits(
     worker: Worker, frame: bytes
@@ -245,6 +249,28 @@ def test_a_frame_outside_the_protocol_is_logged_then_the_program_exits(
     assert b"bad frame" in term[2]
     assert worker.frame() is None  # no reply: the output ends
     assert worker.process.wait(timeout=GUARD) == 2
+
+
+@pytest.mark.parametrize(
+    ("op", "source", "args"),
+    [
+        ("formats", NIL, []),  # args not a map
+        ("formats", NIL, 5),
+        (b"formats", NIL, LIMITS),  # op not an atom
+        ("info", (Atom("handle"), Atom("x")), LIMITS),  # no such source
+        ("info", 5, LIMITS),
+        ("no_such_op", NIL, LIMITS),
+    ],
+    ids=["args_list", "args_int", "op_binary", "handle_atom", "source_int", "unknown_op"],
+)
+def test_a_malformed_request_with_an_id_gets_an_error_reply(
+    worker: Worker, op: str | bytes, source: object, args: object
+) -> None:
+    worker.send((27, Atom(op) if isinstance(op, str) else op, source, args, ME))
+    reply = worker.reply()
+    assert isinstance(reply, tuple) and reply[0] == 27
+    assert isinstance(reply[1], tuple) and reply[1][0] == ERROR, reply
+    assert worker.call(28, "formats", NIL, {})[0] == OK  # type: ignore[index]
 
 
 # --- output as log frames -----------------------------------------------------------------
@@ -458,7 +484,7 @@ def test_under_a_real_vm_open_port(tmp_path: Path) -> None:
 BROKEN_PATH = """
 import mirage.port
 
-def broken(service, op, source, args, owner):
+def broken(*args, **options):
     raise RuntimeError("a bug in the request path")
 
 mirage.port.handle = broken
