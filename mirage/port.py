@@ -58,6 +58,8 @@ _LOG = Atom("log")
 _RELEASE = Atom("release")
 _RELEASE_OWNER = Atom("release_owner")
 _INTERNAL_ERROR = (Atom("error"), Atom("internal_error"))
+# Longer runs of output without a newline go out as lines of their own.
+_MAX_LINE = 64 * 1024
 # Small stacks for the helper threads: the address-space cap counts every stack.
 _THREAD_STACK = 256 * 1024
 
@@ -168,6 +170,9 @@ def _capture_fd(fd: int, level: int, port: Port) -> None:
             pending = b""
             while chunk := lines.read(65536):
                 *complete, pending = (pending + chunk).split(b"\n")
+                if len(pending) > _MAX_LINE:  # output without newlines: pass it on
+                    complete.append(pending)
+                    pending = b""
                 for line in complete:
                     port.log(level, line.decode("utf-8", "replace"))
 

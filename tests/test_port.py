@@ -520,3 +520,29 @@ def test_a_reply_that_cannot_be_encoded_answers_internal_error() -> None:
         assert worker.call(26, "formats", NIL, {})[0] == OK  # type: ignore[index]
     finally:
         worker.stop()
+
+
+ENDLESS_LINE = """
+import os
+from mirage import ops
+from mirage.etf import Atom
+
+def endless(source, args):
+    os.write(2, b"x" * 200_000)  # no newline, ever
+    return ops.Outcome(term=Atom("done"))
+
+ops.OPS["endless"] = endless
+"""
+
+
+def test_output_without_newlines_still_arrives() -> None:
+    worker = Worker(prelude=ENDLESS_LINE)
+    try:
+        assert worker.call(29, "endless", NIL, {}) == (OK, NIL, NIL, Atom("done"))
+        while sum(len(line) for _, line in worker.logs) <= 64 * 1024:
+            term = worker.frame()
+            assert isinstance(term, tuple) and term[0] == LOG, term
+            worker.logs.append((term[1], term[2]))
+        assert all(level == 3 and set(line) == {ord("x")} for level, line in worker.logs)
+    finally:
+        worker.stop()
