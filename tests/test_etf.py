@@ -622,6 +622,8 @@ def test_valid_edge_cases_next_to_the_malformed_ones() -> None:
 ABSURD_LENGTHS: dict[str, bytes] = {
     "binary": b"\x83m" + u32(2**32 - 1) + b"abc",
     "list": b"\x83l" + u32(2**32 - 1) + b"a\x01j",
+    "list_tail": b"\x83l" + u32(1) + b"a\x01" + b"l" + u32(2**32 - 1) + b"a\x01j",
+    "string_tail": b"\x83l" + u32(1) + b"a\x01" + b"k\xff\xff" + b"ab",
     "large_tuple": b"\x83i" + u32(2**32 - 1) + b"a\x01",
     "small_tuple": b"\x83h\xff" + b"a\x01",
     "map": b"\x83t" + u32(2**32 - 1) + b"a\x01a\x02",
