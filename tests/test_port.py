@@ -20,6 +20,8 @@ import pytest
 from mirage import buffers, etf, ops
 from mirage.etf import Atom, Pid
 from mirage.framing import FrameWriter
+from mirage.server import handle
+from mirage.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = (ROOT / "samples" / "rocket.jpg").read_bytes()
@@ -546,3 +548,39 @@ def test_output_without_newlines_still_arrives() -> None:
         assert all(level == 3 and set(line) == {ord("x")} for level, line in worker.logs)
     finally:
         worker.stop()
+
+
+# --- every operation, as in process ---------------------------------------------------------
+
+HELD = object()  # stands for {:handle, h} of an image made by from_bytes first
+OPERATIONS: dict[str, tuple[object, dict[Atom, object]]] = {
+    "formats": (NIL, {}),
+    "info": (SAMPLE, {}),
+    "from_bytes": (SAMPLE, {}),
+    "thumbnail": (SAMPLE, {Atom("width"): 80, Atom("height"): 80, Atom("fit"): Atom("fill")}),
+    "resize": (HELD, {Atom("width"): 50, Atom("height"): 40}),
+    "crop": (HELD, {Atom("x"): 5, Atom("y"): 6, Atom("width"): 30, Atom("height"): 20}),
+    "rotate": (HELD, {Atom("degrees"): 90}),
+    "flip": (HELD, {Atom("direction"): Atom("vertical")}),
+    "auto_orient": (HELD, {}),
+    "to_bytes": (HELD, {Atom("format"): Atom("png")}),
+}
+
+
+def test_every_operation_is_listed() -> None:
+    assert set(OPERATIONS) == set(ops.OPS)
+
+
+@pytest.mark.parametrize("op", OPERATIONS)
+def test_every_operation_answers_as_in_process(worker: Worker, op: str) -> None:
+    source, args = OPERATIONS[op]
+    service = Service()
+    steps: list[tuple[str, object, dict[Atom, object]]] = [(op, source, args)]
+    if source is HELD:
+        steps.insert(0, ("from_bytes", SAMPLE, {}))
+    for request_id, (name, step_source, step_args) in enumerate(steps):
+        if step_source is HELD:
+            step_source = (Atom("handle"), 1)  # both sides number handles from 1
+        full = {**LIMITS, **step_args}
+        expected = etf.decode(etf.encode(handle(service, Atom(name), step_source, full, ME)))
+        assert worker.call(request_id, name, step_source, step_args) == expected
