@@ -1,7 +1,8 @@
 """Image metadata Mirage reads and writes: EXIF orientation, the source's EXIF (also
 where Pillow's header parse does not expose it), and the EXIF written to outputs.
 
-Broken metadata never fails an image: it reads as absent.
+Broken metadata never fails an image: what Pillow raises reading it makes it read as
+absent. A bug in this module still raises (see :func:`mirage.errors.raised_by_mirage`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from PIL import Image as PILImage
 
 from mirage.buffers import Data
+from mirage.errors import raised_by_mirage
 
 #: The EXIF tag holding the orientation (1-8).
 ORIENTATION = 0x0112
@@ -27,7 +29,9 @@ def orientation(im: PILImage.Image, exif_bytes: bytes | None) -> int:
         else:
             exif = im.getexif()
         value = exif.get(ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - broken EXIF must not fail the whole image
+    except Exception as exc:  # broken EXIF must not fail the whole image
+        if raised_by_mirage(exc):
+            raise
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -54,7 +58,9 @@ def source_exif(im: PILImage.Image, data: Data) -> bytes | None:
             if tags.get_ifd(ifd):
                 exif.get_ifd(ifd).update(tags.get_ifd(ifd))
         return exif.tobytes() if len(exif) or any(exif.get_ifd(i) for i in _EXIF_IFDS) else None
-    except Exception:  # noqa: BLE001 - broken metadata must not fail the image
+    except Exception as exc:  # broken metadata must not fail the image
+        if raised_by_mirage(exc):
+            raise
         return None
 
 
@@ -80,7 +86,9 @@ def exif_for(source_exif: bytes | None, orientation: int) -> bytes | None:
     if source_exif is not None:
         try:
             exif.load(source_exif)
-        except Exception:  # noqa: BLE001 - unreadable EXIF: write only the orientation
+        except Exception as exc:  # unreadable EXIF: write only the orientation
+            if raised_by_mirage(exc):
+                raise
             exif = PILImage.Exif()
     if orientation == 1:
         exif.pop(ORIENTATION, None)

@@ -189,6 +189,12 @@ OPS: dict[str, Callable[[Source, Mapping[str, Any]], Outcome]] = {
 }
 
 
+#: Operations whose result is a new held image.
+HOLDS_RESULT = frozenset(
+    {"from_bytes", "thumbnail", "resize", "crop", "rotate", "flip", "auto_orient"}
+)
+
+
 def run(name: str, source: Source, args: Mapping[str, Any]) -> Outcome:
     """Run the operation ``name``; raises what it raises (a :class:`MirageError` for
     bad data, anything else for a bug, including an unknown ``name``)."""

@@ -86,6 +86,12 @@ class Registry(Generic[T]):
                 if not owned:
                     del self._owned[entry.owner]
 
+    def full(self) -> bool:
+        """Whether no further object can be added (a cap is already reached)."""
+        return (self.max_handles is not None and len(self._entries) >= self.max_handles) or (
+            self.max_bytes is not None and self._bytes >= self.max_bytes
+        )
+
     @property
     def held_bytes(self) -> int:
         """The sum of the sizes of everything held."""

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from mirage import ops
 from mirage.buffers import Encoded
-from mirage.errors import reason_of
+from mirage.errors import Overloaded, reason_of
 from mirage.image import Image, footprint
 from mirage.registry import Registry
 
@@ -61,6 +61,8 @@ class Reply:
 
 #: The reply for a source handle that was released (or never issued).
 RELEASED = Reply("released")
+#: The reply when the images held have reached a cap.
+OVERLOADED = Reply.error(Overloaded.reason)
 
 
 class Service:
@@ -83,6 +85,8 @@ class Service:
     ) -> Reply:
         """Run ``op`` on ``source`` with ``args``; never raises."""
         outcome: ops.Outcome | None = None
+        if op in ops.HOLDS_RESULT and self._images.full():
+            return OVERLOADED  # refused before doing the work
         try:
             resolved: ops.Source
             if isinstance(source, bool):

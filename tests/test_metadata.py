@@ -84,3 +84,31 @@ def test_tiff_metadata_tags_are_kept_as_exif() -> None:
     exif = PILImage.Exif()
     exif.load(found)
     assert (exif[0x010F], exif[0x0110]) == ("Acme", "One")
+
+
+def test_a_bug_in_metadata_code_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow failing to read metadata makes it absent; Mirage's own bug must raise.
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (8, 4)).save(buffer, "TIFF", exif=exif_bytes(1, Make="Acme"))
+    data = buffer.getvalue()
+    im = _opened(data)
+    monkeypatch.setattr(metadata, "_TIFF_METADATA_TAGS", None)  # a broken table of ours
+    with pytest.raises(TypeError):
+        metadata.source_exif(im, data)
+
+
+def test_pillow_failing_on_exif_reads_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(PILImage.new("RGB", (8, 4)), "PNG", exif=exif_bytes(6, Make="Acme"))
+    im = _opened(data)
+    found = metadata.source_exif(im, data)
+
+    def pillow_fails(*_: object) -> None:
+        raise SyntaxError("not a TIFF file")
+
+    monkeypatch.setattr(PILImage.Exif, "load", pillow_fails)
+    assert metadata.orientation(im, found) == 1
+    out = metadata.exif_for(found, 3)
+    monkeypatch.undo()
+    written = PILImage.Exif()
+    written.load(out or b"")
+    assert dict(written) == {metadata.ORIENTATION: 3}  # the source's Make is lost

@@ -235,3 +235,17 @@ def test_concurrent_adds_never_pass_the_cap() -> None:
     assert registry.held_bytes == 500
     assert sum(registry.release_owner(t) for t in range(threads)) == 50
     assert len(registry) == 0 and registry.held_bytes == 0
+
+
+def test_full_reports_a_reached_cap() -> None:
+    assert not Registry[int]().full()
+    by_count: Registry[int] = Registry(max_handles=1)
+    handle = by_count.add(1)
+    assert by_count.full()
+    by_count.release(handle)
+    assert not by_count.full()
+    by_bytes: Registry[int] = Registry(max_bytes=10)
+    by_bytes.add(1, size=9)
+    assert not by_bytes.full()
+    by_bytes.add(2, size=1)
+    assert by_bytes.full()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mirage import buffers, image
+from mirage import buffers, image, ops
 from mirage.etf import Atom
 from mirage.formats import FORMATS
 from mirage.service import RELEASED, Held, Reply, Service
@@ -105,7 +105,8 @@ def test_overloaded_closes_the_encoded_output(png: bytes, monkeypatch: pytest.Mo
         close(self)
 
     monkeypatch.setattr(buffers.Encoded, "close", spy)
-    service = Service(max_handles=0)
+    # Not full yet, but the 10x10 result (400 bytes of pixels) does not fit.
+    service = Service(max_bytes=100)
     reply = service.call("thumbnail", png, args(width=10, height=10))
     assert reply == Reply.error("overloaded")
     assert len(closed) == 1  # the encoded bytes nobody will read
@@ -235,3 +236,34 @@ def test_concurrent_calls_get_distinct_handles(png: bytes) -> None:
     for thread in threads:
         thread.join()
     assert len(set(handles)) == 40 == service.live_handles()
+
+
+def test_a_full_service_refuses_before_doing_the_work(
+    png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(max_handles=1)
+    assert service.call("from_bytes", png, args()).kind == "ok"
+    ran: list[str] = []
+    real = image.thumbnail
+
+    def spy(*a: Any, **k: Any) -> Any:
+        ran.append("thumbnail")
+        return real(*a, **k)
+
+    monkeypatch.setattr(image, "thumbnail", spy)
+    assert service.call("thumbnail", png, args(width=8, height=8)) == Reply.error("overloaded")
+    assert ran == []
+    # info holds nothing, so it still runs on a full service.
+    assert service.call("info", png, args()).kind == "ok"
+
+
+def test_every_operation_that_holds_is_listed(png: bytes) -> None:
+    service = Service()
+    held = service.call("from_bytes", png, args()).image
+    assert held is not None
+    every = args(width=8, height=8, x=0, y=0, degrees=90, direction=Atom("vertical"))
+    for op in ops.OPS:
+        source = png if op in ("from_bytes", "info", "thumbnail") else held.handle
+        reply = service.call(op, None if op == "formats" else source, every)
+        assert reply.kind == "ok", op
+        assert (reply.image is not None) == (op in ops.HOLDS_RESULT), op
