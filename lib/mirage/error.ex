@@ -18,7 +18,10 @@ defmodule Mirage.Error do
   @transport [
     timeout: "the call's deadline (the `:timeout` option) passed before the core answered",
     worker_crashed: "the process or node serving the call died before answering",
-    overloaded: "the transport's queue, or the core's cap on held images, is full"
+    overloaded: "the transport's queue, or the core's cap on held images, is full",
+    not_distributed:
+      "the node transport needs a distributed VM (a node name, e.g. `elixir --sname app`, " <>
+        "or `Node.start/2`)"
   ]
 
   @descriptions @core ++ @transport
@@ -51,7 +54,7 @@ defmodule Mirage.Error do
           | :internal_error
 
   @typedoc "A reason from a transport, as `transport_reasons/0` lists them."
-  @type transport_reason :: :timeout | :worker_crashed | :overloaded
+  @type transport_reason :: :timeout | :worker_crashed | :overloaded | :not_distributed
 
   @type reason :: core_reason() | transport_reason()
 
@@ -79,7 +82,7 @@ defmodule Mirage.Error do
   @spec core_reasons() :: [core_reason()]
   def core_reasons, do: Keyword.keys(@core)
 
-  @doc "The reasons a transport adds: `[:timeout, :worker_crashed, :overloaded]`."
+  @doc "The reasons a transport adds: `[:timeout, :worker_crashed, :overloaded, :not_distributed]`."
   @spec transport_reasons() :: [transport_reason()]
   def transport_reasons, do: Keyword.keys(@transport)
 end

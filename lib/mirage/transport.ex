@@ -43,8 +43,8 @@ defmodule Mirage.Transport do
 
   require Logger
 
-  # The one list of transports: :port and :node join here with their modules.
-  @transports %{nif: Mirage.Transport.NIF}
+  # The one list of transports: :port joins here with its module.
+  @transports %{nif: Mirage.Transport.NIF, node: Mirage.Transport.Node}
 
   @typedoc "A transport's name, a key of `transports/0`."
   @type name :: atom()

@@ -40,7 +40,8 @@ defmodule Mirage.TablesTest do
     assert Mirage.Error.reasons() -- Mirage.Error.transport_reasons() ==
              Mirage.Error.core_reasons()
 
-    assert Mirage.Error.transport_reasons() == [:timeout, :worker_crashed, :overloaded]
+    assert Mirage.Error.transport_reasons() ==
+             [:timeout, :worker_crashed, :overloaded, :not_distributed]
   end
 
   test "formats match mirage.formats.FORMATS, in order", %{python: python} do

@@ -1,0 +1,258 @@
+defmodule Mirage.Node do
+  @moduledoc """
+  The node transport (`transport: :node`): operations run on Python worker nodes,
+  `python -m mirage.node` processes that join the cluster as hidden Erlang nodes
+  and are reached through the VM's own distribution (docs/node.md). Workers may
+  run on other machines, or be started by Mirage itself on this one.
+
+  ## Configuration
+
+      config :mirage, :node,
+        nodes: [:"mirage1@host2", :"mirage2@host3"],  # workers started elsewhere
+        spawn: 2,              # workers Mirage starts here as OS processes (default 0)
+        cookie: :secret,       # default: this VM's cookie (Node.get_cookie/0)
+        jobs: 4,               # image threads of each spawned worker (default: CPUs)
+        max_handles: 10_000    # held images each spawned worker keeps at most
+
+  A call's deadline is its `timeout:` option, whose default is the one every
+  transport shares: `config :mirage, timeout: ms` (30 s unless set).
+
+  The pool (`Mirage.Node.Pool`) starts under Mirage's supervisor when the
+  application starts with `config :mirage, transport: :node`, else on the first call
+  that uses this transport.
+
+  ## The VM must be distributed
+  The workers are reached through distribution, so this VM needs a node name (`elixir
+  --sname app -S mix run`, `--name app@host`, a release's `RELEASE_NODE`, or
+  `Node.start/2`) and EPMD running. Without one, calls answer
+  `{:error, :not_distributed}` and a log line says how to start it; once the VM is
+  distributed, the next call starts the workers.
+
+  ## Workers Mirage starts (`spawn: n`)
+  Each is `python -m mirage.node` (the interpreter and package found by
+  `Mirage.Python`), named `mirage_<this node's name>_<i>@<this node's host>`,
+  listening on the address this node's host name resolves to (loopback for
+  `@127.0.0.1` or `@localhost`), with the cookie in a file only this user can read
+  (never on the command line). A worker that exits is started again, after a pause
+  that grows while it keeps failing; one that outlives nothing: it stops when the
+  VM does, even when the VM is killed.
+
+  ## What callers see
+    * Each call goes to the connected worker with the fewest calls in flight; a
+      call on a held image goes to the worker holding it. While no worker is
+      connected but some are starting or being connected to, calls wait for one
+      (within their deadline); when none can be reached, they answer
+      `{:error, :worker_crashed}` at once.
+    * A worker that goes away (its node goes down, its process dies, the network
+      drops) answers `{:error, :worker_crashed}` to the calls in flight on it, and
+      only to those. Calls are not retried on another node: an operation may have
+      been half done, and the caller knows best whether to try again. The pool keeps
+      reconnecting (and restarts the workers it spawned), and uses a worker again as
+      soon as it is back.
+    * Deadlines: when a call's `timeout:` passes, it answers `{:error, :timeout}`.
+      The worker is not killed (it serves other calls at the same time); the
+      deadline also travels to the core, which stops cooperatively, and a late
+      answer is dropped (an image it made is released at once).
+    * Reasons come only from `Mirage.Error.reasons/0`: answers from a worker are
+      decoded by `Mirage.Transport.result/2`, and an image whose handle is not an
+      integer is refused as `:internal_error`. Decoding uses only atoms that exist.
+
+  ## Held images
+  An image stays in the worker that made it, owned by the process that made the
+  call. It is released by `Mirage.release/1` (idempotent), or when its owner exits
+  (the pool monitors owners and sends the worker a `{:release, handles}` cast). The
+  image's handle names the worker node and the connection (incarnation) it was made
+  on: when that connection drops, the worker frees the images (it releases
+  everything a peer made when the peer goes), so operations on them answer
+  `{:error, :worker_crashed}` and `release/1` answers `:ok`, also after the worker
+  has come back.
+  """
+
+  alias Mirage.Node.Pool
+  require Logger
+
+  @typedoc "An image held by a worker node: pool, node, incarnation, Python handle."
+  @type handle :: {:mirage_node, GenServer.server(), node(), reference(), integer()}
+
+  @no_image [:info, :formats, :to_bytes]
+
+  @doc """
+  One map per worker of the pool: `:node`, `:connected` (a connection is up now),
+  `:in_flight` (calls sent to it and not answered yet), `:served` (calls it
+  answered), `:spawned` (Mirage started it) and `:os_pid` (a spawned worker's OS
+  pid while it runs, else `nil`).
+  """
+  @spec workers(GenServer.server()) :: [map()]
+  def workers(pool \\ nil), do: Pool.workers(pool || ensure_started())
+
+  @doc "Starts the default pool under Mirage's supervisor unless it runs; returns its pid."
+  @spec ensure_started() :: pid()
+  def ensure_started do
+    case Process.whereis(Pool) do
+      nil -> start_child()
+      pid -> pid
+    end
+  end
+
+  defp start_child do
+    case Supervisor.start_child(Mirage.Supervisor, Pool) do
+      {:ok, pid} ->
+        pid
+
+      {:error, {:already_started, pid}} ->
+        pid
+
+      {:error, :already_present} ->
+        case Supervisor.restart_child(Mirage.Supervisor, Pool) do
+          {:ok, pid} -> pid
+          {:error, :running} -> Process.whereis(Pool)
+          {:error, reason} -> raise "Mirage.Node.Pool could not be started: #{inspect(reason)}"
+        end
+
+      {:error, reason} ->
+        raise "Mirage.Node.Pool could not be started: #{inspect(reason)}"
+    end
+  catch
+    :exit, {:noproc, _} ->
+      raise "Mirage's supervisor is not running: start the :mirage application first"
+  end
+
+  @doc """
+  Runs `op` on a worker of `pool` and answers in the terms of `Mirage.Transport`
+  (`source` is bytes, `nil` or a `t:handle/0` of that pool).
+  """
+  @spec call(GenServer.server(), atom(), binary() | handle() | nil, map()) ::
+          Mirage.Transport.reply()
+  def call(pool, op, source, args) do
+    {pool, target, python_source} =
+      case source do
+        {:mirage_node, image_pool, node, incarnation, handle}
+        when is_atom(node) and is_reference(incarnation) and is_integer(handle) ->
+          {image_pool, {node, incarnation}, {:handle, handle}}
+
+        bytes when is_binary(bytes) or bytes == nil ->
+          {pool, nil, bytes}
+
+        other ->
+          raise ArgumentError, "not an image of the node transport: #{inspect(other, limit: 5)}"
+      end
+
+    timeout = Map.get(args, :timeout) || Application.get_env(:mirage, :timeout, 30_000)
+    request = {:call, op, python_source, args}
+    caller = self()
+    ref = make_ref()
+
+    # The request goes from a process of its own, so that a late answer (after the
+    # deadline) reaches that process, never the caller's mailbox.
+    {proxy, monitor} =
+      spawn_monitor(fn -> proxy(pool, caller, ref, op, target, request, timeout) end)
+
+    receive do
+      {^ref, reply} ->
+        Process.demonitor(monitor, [:flush])
+        reply
+
+      {:DOWN, ^monitor, :process, _, _} ->
+        {:error, :worker_crashed}
+    after
+      timeout ->
+        send(proxy, {:abandon, ref})
+
+        # Either the answer crossed the abandon, or the proxy acknowledges it.
+        receive do
+          {^ref, :abandoned} ->
+            Process.demonitor(monitor, [:flush])
+            {:error, :timeout}
+
+          {^ref, reply} ->
+            Process.demonitor(monitor, [:flush])
+            reply
+
+          {:DOWN, ^monitor, :process, _, _} ->
+            {:error, :timeout}
+        end
+    end
+  end
+
+  defp proxy(pool, caller, ref, op, target, request, timeout) do
+    caller_monitor = Process.monitor(caller)
+
+    case Pool.checkout(pool, target, timeout) do
+      {:ok, node, incarnation} ->
+        server = {:mirage, node}
+        tag = Process.monitor(server)
+        :erlang.send(server, {:"$gen_call", {self(), tag}, request}, [:noconnect])
+        {answer, abandoned} = await(tag, ref, caller, caller_monitor, false)
+        {outcome, reply, held} = answer(answer, pool, node, incarnation, op)
+        Pool.checkin(pool, outcome, held, if(abandoned, do: nil, else: caller))
+        unless abandoned, do: send(caller, {ref, reply})
+
+      {:error, _} = error ->
+        # Answered only if the caller still waits for it.
+        receive do
+          {:abandon, ^ref} -> send(caller, {ref, :abandoned})
+        after
+          0 -> send(caller, {ref, error})
+        end
+    end
+  end
+
+  defp await(tag, ref, caller, caller_monitor, abandoned) do
+    receive do
+      {^tag, reply} ->
+        Process.demonitor(tag, [:flush])
+        {{:reply, reply}, abandoned}
+
+      {:DOWN, ^tag, :process, _, reason} ->
+        {{:down, reason}, abandoned}
+
+      {:abandon, ^ref} ->
+        send(caller, {ref, :abandoned})
+        await(tag, ref, caller, caller_monitor, true)
+
+      {:DOWN, ^caller_monitor, :process, _, _} ->
+        await(tag, ref, caller, caller_monitor, true)
+    end
+  end
+
+  defp answer({:down, reason}, _pool, node, _incarnation, op) do
+    Logger.warning(
+      "Mirage.Node: #{inspect(op)} on #{node} got no answer: " <>
+        if(reason == :noconnection, do: "the connection dropped", else: inspect(reason))
+    )
+
+    {:failed, {:error, :worker_crashed}, nil}
+  end
+
+  defp answer({:reply, {:ok, bytes, {handle, format, width, height}, term}}, pool, node, inc, op)
+       when is_integer(handle) and op not in @no_image do
+    {:served,
+     {:ok, bytes, {{:mirage_node, pool, node, inc, handle}, format, width, height}, term}, handle}
+  end
+
+  defp answer({:reply, {:ok, _bytes, image, _term} = reply}, _pool, _node, _inc, op)
+       when image != nil do
+    Logger.error(
+      "Mirage.Node: unexpected image in the answer to #{inspect(op)}: " <>
+        inspect(reply, limit: 8, printable_limit: 80)
+    )
+
+    {:served, {:error, :internal_error}, nil}
+  end
+
+  # Everything else is checked by Mirage.Transport.result/2.
+  defp answer({:reply, reply}, _pool, _node, _inc, _op), do: {:served, reply, nil}
+
+  @doc "Releases a held image; `:ok` also when it or its worker is gone."
+  @spec release(handle()) :: :ok
+  def release({:mirage_node, pool, node, incarnation, handle})
+      when is_atom(node) and is_reference(incarnation) and is_integer(handle),
+      do: Pool.release(pool, node, incarnation, handle)
+
+  def release(other),
+    do: raise(ArgumentError, "not an image of the node transport: #{inspect(other, limit: 5)}")
+
+  @doc "How many images the workers of `pool` hold for live owners, as the pool counts them."
+  @spec live_handles(GenServer.server()) :: non_neg_integer()
+  def live_handles(pool \\ nil), do: Pool.live_handles(pool || ensure_started())
+end
