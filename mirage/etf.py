@@ -61,6 +61,7 @@ __all__ = [
     "Port",
     "Reference",
     "decode",
+    "decode_prefix",
     "encode",
     "encode_parts",
 ]
@@ -264,35 +265,54 @@ def decode(
     transport that read a request into one ``bytes`` object then holds each large
     binary once). The views keep the whole input alive.
     """
-    if improper_lists:
-        _improper_lists.allowed = True
-        try:
-            return decode(data, views=views)
-        finally:
-            _improper_lists.allowed = False
-    if not isinstance(data, bytes):
-        # Any buffer (bytearray, memoryview, a cffi buffer) is copied once: slices of
-        # bytes are cheap and are the decoded binaries. memoryview() also refuses
-        # non-buffers, where bytes(n) would quietly make n zero bytes.
-        data = memoryview(data).tobytes()
+    data = _as_bytes(data)
+    term, pos = _decode_prefix(data, views, improper_lists)
+    if pos != len(data):
+        raise DecodeError(f"{len(data) - pos} trailing byte(s) after the term")
+    return term
+
+
+def decode_prefix(
+    data: bytes | bytearray | memoryview, *, views: bool = False, improper_lists: bool = False
+) -> tuple[object, int]:
+    """The term at the start of ``data`` and the number of bytes it took.
+
+    Like :func:`decode`, but bytes after the term are left alone: the distribution
+    protocol sends a control message and a message back to back. A compressed term
+    must still be the whole input.
+    """
+    return _decode_prefix(_as_bytes(data), views, improper_lists)
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    # Any buffer (bytearray, memoryview, a cffi buffer) is copied once: slices of
+    # bytes are cheap and are the decoded binaries. memoryview() also refuses
+    # non-buffers, where bytes(n) would quietly make n zero bytes.
+    return memoryview(data).tobytes()
+
+
+def _decode_prefix(data: bytes, views: bool, improper_lists: bool) -> tuple[object, int]:
     if not data:
         raise DecodeError("empty input")
     if data[0] != VERSION:
         raise DecodeError(f"expected version byte {VERSION}, got {data[0]}")
+    compressed = len(data) > 1 and data[1] == COMPRESSED
+    _improper_lists.allowed = improper_lists
     try:
-        if len(data) > 1 and data[1] == COMPRESSED:
-            data = _inflate(data)
-            pos = 0
-        else:
-            pos = 1
+        # _inflate refuses bytes after the zlib stream: a compressed term is always
+        # the whole input, also for decode_prefix.
+        source = _inflate(data) if compressed else data
+        pos = 0 if compressed else 1
         if views:
-            _borrowing.view = memoryview(data)
+            _borrowing.view = memoryview(source)
             try:
-                term, pos = _decode_term(data, pos, 0)
+                term, pos = _decode_term(source, pos, 0)
             finally:
                 _borrowing.view = None
         else:
-            term, pos = _decode_term(data, pos, 0)
+            term, pos = _decode_term(source, pos, 0)
     # Fixed-size reads are not bounds-checked one by one: running off the end shows
     # up as one of these and means the input was cut short.
     except (IndexError, struct.error):
@@ -300,9 +320,13 @@ def decode(
     except RecursionError:
         # Only reachable when the caller's own stack is already deep.
         raise DecodeError("term nested too deeply for the Python stack") from None
-    if pos != len(data):
-        raise DecodeError(f"{len(data) - pos} trailing byte(s) after the term")
-    return term
+    finally:
+        _improper_lists.allowed = False
+    if compressed:
+        if pos != len(source):
+            raise DecodeError(f"{len(source) - pos} trailing byte(s) after the term")
+        return term, len(data)
+    return term, pos
 
 
 def _inflate(data: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Improper lists in mirage.etf: refused by default, decoded on request, always encoded."""
+"""mirage.etf for the distribution layer: improper lists on request, decode_prefix."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import struct
 
 import pytest
 
-from mirage.etf import Atom, DecodeError, EncodeError, ImproperList, Reference, decode, encode
+from mirage.etf import (
+    Atom,
+    DecodeError,
+    EncodeError,
+    ImproperList,
+    Reference,
+    decode,
+    decode_prefix,
+    encode,
+)
 
 NODE = Atom("a@b")
 REF = Reference(NODE, 7, (1, 2, 3))
@@ -64,3 +73,24 @@ def test_proper_lists_are_unchanged_when_improper_ones_are_allowed() -> None:
 def test_non_canonical_improper_lists_are_not_encoded(value: object, message: str) -> None:
     with pytest.raises(EncodeError, match=message):
         encode(value)
+
+
+def test_decode_prefix_reads_one_term_of_several() -> None:
+    control = encode((6, Atom("x"), Atom(""), Atom("mirage")))
+    message = encode(ImproperList((Atom("alias"),), REF))
+    data = control + message
+    term, end = decode_prefix(data)
+    assert (term, end) == ((6, Atom("x"), Atom(""), Atom("mirage")), len(control))
+    assert decode_prefix(data[end:], improper_lists=True) == (
+        ImproperList((Atom("alias"),), REF),
+        len(message),
+    )
+
+
+def test_decode_prefix_errors_like_decode() -> None:
+    with pytest.raises(DecodeError, match="truncated"):
+        decode_prefix(encode((1, 2))[:-1])
+    with pytest.raises(DecodeError, match="version"):
+        decode_prefix(b"\x82a\x01")
+    with pytest.raises(DecodeError, match="improper"):
+        decode_prefix(ALIAS_TAG)
