@@ -123,7 +123,8 @@ def erl_command(
     """argv and environment for an ``erl -sname`` node on the suite's EPMD."""
     assert ERL is not None
     argv = [ERL, "-sname", unique("t"), "-setcookie", cookie, "-noshell", "-noinput", *extra]
-    return argv, {**os.environ, "ERL_EPMD_PORT": str(epmd_port)}
+    # No crash dumps left behind by a failing test.
+    return argv, {**os.environ, "ERL_EPMD_PORT": str(epmd_port), "ERL_CRASH_DUMP_SECONDS": "0"}
 
 
 def erl(
@@ -140,13 +141,14 @@ def erl(
     comes back as ``{crashed, Class, Reason}``.
     """
     wrapped = (
-        "R = try begin " + script + " end catch C:E -> {crashed, C, E} end, "
-        'io:format("~n~s~n", [base64:encode(term_to_binary(R))]), halt().'
+        "MirageTestResult = try begin " + script + " end catch C:E -> {crashed, C, E} end, "
+        'io:format("~nRESULT:~s~n", [base64:encode(term_to_binary(MirageTestResult))]), halt().'
     )
     argv, env = erl_command(epmd_port, cookie, extra)
     done = subprocess.run(
         [*argv, "-eval", wrapped], env=env, capture_output=True, timeout=timeout, check=False
     )
-    lines = done.stdout.decode(errors="replace").split()
-    assert lines, f"erl printed nothing: {done.stderr.decode(errors='replace')}"
-    return etf.decode(base64.b64decode(lines[-1]), improper_lists=True)
+    output = done.stdout.decode(errors="replace")
+    marked = output.rpartition("RESULT:")[2].split()
+    assert marked, f"erl gave no result:\n{output}\n{done.stderr.decode(errors='replace')}"
+    return etf.decode(base64.b64decode(marked[0]), improper_lists=True)
