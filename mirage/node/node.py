@@ -6,9 +6,10 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from mirage.node import epmd, handshake
 from mirage.node.backend import Backend, default_backend
@@ -54,7 +55,7 @@ class Node:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._registration: epmd.Registration | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         """Listen, then register with EPMD (the name is only published once reachable)."""
@@ -88,8 +89,8 @@ class Node:
         assert self._registration is not None
         await self._registration.lost()
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

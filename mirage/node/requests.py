@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Executor, Future
-from typing import Any
+from typing import Any, TypeGuard
 
 from mirage import etf
 from mirage.etf import Atom, Pid
@@ -44,26 +44,21 @@ RELEASE_OWNER = Atom("release_owner")
 _SMALL_TUPLE_EXT = 104
 
 
-def _tuple(value: object, size: int) -> bool:
+def _tuple(value: object, size: int) -> TypeGuard[tuple[Any, ...]]:
     return isinstance(value, tuple) and len(value) == size
 
 
 def _source_ok(source: object) -> bool:
     if source is None or isinstance(source, bytes):
         return True
-    return (
-        _tuple(source, 2)
-        and source[0] == HANDLE  # type: ignore[index]
-        and type(source[1]) is int  # type: ignore[index]
-        and source[1] > 0  # type: ignore[index]
-    )
+    return _tuple(source, 2) and source[0] == HANDLE and type(source[1]) is int and source[1] > 0
 
 
 def parse_call(request: object) -> tuple[Atom, object, Mapping[str, Any]] | None:
     """``(op, source, args)`` of a well-formed ``{:call, op, source, args}``, else None."""
-    if not (_tuple(request, 4) and request[0] == CALL):  # type: ignore[index]
+    if not (_tuple(request, 4) and request[0] == CALL):
         return None
-    _, op, source, args = request  # type: ignore[misc]
+    _, op, source, args = request
     if not isinstance(op, Atom) or not isinstance(args, dict) or not _source_ok(source):
         return None
     return op, source, args
@@ -83,8 +78,8 @@ def caller_of(data: bytes) -> tuple[Pid, object] | None:
         sender, _ = etf.decode_prefix(b"\x83" + data[2 + size :], improper_lists=True)
     except etf.DecodeError:
         return None
-    if _tuple(sender, 2) and isinstance(sender[0], Pid):  # type: ignore[index]
-        return sender  # type: ignore[return-value]
+    if _tuple(sender, 2) and isinstance(sender[0], Pid):
+        return sender
     return None
 
 
@@ -109,13 +104,13 @@ class RequestServer:
             if caller is not None:
                 conn.write(send_packet(caller[0], (caller[1], INTERNAL_ERROR)))
             return
-        if _tuple(message, 3) and message[0] == GEN_CALL:  # type: ignore[index]
-            caller = message[1]  # type: ignore[index]
+        if _tuple(message, 3) and message[0] == GEN_CALL:
+            caller = message[1]
             if _tuple(caller, 2) and isinstance(caller[0], Pid):
-                self._call(conn, caller[0], caller[1], message[2])  # type: ignore[index]
+                self._call(conn, caller[0], caller[1], message[2])
                 return
-        elif _tuple(message, 2) and message[0] == GEN_CAST:  # type: ignore[index]
-            if self._cast(message[1]):  # type: ignore[index]
+        elif _tuple(message, 2) and message[0] == GEN_CAST:
+            if self._cast(message[1]):
                 return
         log.warning("dropped a message from %s: %r", sender, _short(message))
 
@@ -126,8 +121,8 @@ class RequestServer:
             message = etf.decode(data, improper_lists=True)
         except etf.DecodeError:
             return
-        if _tuple(message, 3) and message[0] == GEN_CALL:  # type: ignore[index]
-            caller, request = message[1], message[2]  # type: ignore[index]
+        if _tuple(message, 3) and message[0] == GEN_CALL:
+            caller, request = message[1], message[2]
             if _tuple(caller, 2) and isinstance(caller[0], Pid) and _tuple(request, 2):
                 if request[0] == IS_AUTH:
                     conn.write(send_packet(caller[0], (caller[1], YES)))
@@ -170,13 +165,13 @@ class RequestServer:
             conn.write(done.result())
 
     def _cast(self, request: object) -> bool:
-        if _tuple(request, 2) and request[0] == RELEASE and isinstance(request[1], list):  # type: ignore[index]
-            for handle in request[1]:  # type: ignore[index]
+        if _tuple(request, 2) and request[0] == RELEASE and isinstance(request[1], list):
+            for handle in request[1]:
                 if type(handle) is int:
                     self.backend.release(handle)
             return True
-        if _tuple(request, 2) and request[0] == RELEASE_OWNER and isinstance(request[1], Pid):  # type: ignore[index]
-            self.backend.release_owner(request[1])  # type: ignore[index]
+        if _tuple(request, 2) and request[0] == RELEASE_OWNER and isinstance(request[1], Pid):
+            self.backend.release_owner(request[1])
             return True
         return False
 

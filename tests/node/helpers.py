@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mirage import etf
 
@@ -134,7 +135,7 @@ def erl(
     cookie: str = COOKIE,
     extra: Sequence[str] = (),
     timeout: float = 60,
-) -> object:
+) -> Any:
     """Evaluate Erlang ``script`` (expressions; the last is the result) on a fresh node.
 
     The result comes back through ``term_to_binary`` and mirage.etf; an exception

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import signal
+import subprocess
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -12,10 +13,13 @@ from mirage import image
 from mirage.etf import Atom
 from tests.conftest import gradient
 from tests.node.helpers import (
+    COOKIE,
+    HOST,
     WRONG_COOKIE,
     PyNode,
     epmd_names,
     erl,
+    erl_command,
     start_node,
     stop,
     wait_for,
@@ -65,7 +69,7 @@ def test_held_image_by_handle_then_released(node: PyNode, epmd_port: int, tmp_pa
         "{Again, Gone}",
         epmd_port,
     )
-    (status, data, held, _), gone = reply  # type: ignore[misc]
+    (status, data, held, _), gone = reply
     assert (status, held) == (OK, NIL)
     assert PILImage.open(io.BytesIO(data)).format == "JPEG"
     assert gone == Atom("released")
@@ -171,12 +175,10 @@ def test_wrong_cookie_is_refused_incoming(node: PyNode, epmd_port: int) -> None:
     assert node.alive()
 
 
-def _listening_erl(epmd_port: int, cookie: str, tmp_path: Path) -> tuple[object, str, Path]:
+def _listening_erl(
+    epmd_port: int, cookie: str, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], str, Path]:
     """An erl node that reports the first node to connect to it and calls it back."""
-    import subprocess
-
-    from tests.node.helpers import HOST, erl_command
-
     out = tmp_path / "erl.out"
     argv, env = erl_command(epmd_port, cookie)
     script = (
@@ -196,8 +198,6 @@ def _listening_erl(epmd_port: int, cookie: str, tmp_path: Path) -> tuple[object,
 def test_outgoing_connection_with_the_cookie(
     epmd_port: int, cookie_file: Path, tmp_path: Path
 ) -> None:
-    from tests.node.helpers import COOKIE
-
     proc, target, out = _listening_erl(epmd_port, COOKIE, tmp_path)
     try:
         node = start_node(tmp_path, epmd_port, cookie=cookie_file, extra=["--connect", target])
@@ -228,8 +228,6 @@ def test_wrong_cookie_is_refused_outgoing(
 
 
 def test_cookie_from_the_environment(epmd_port: int, tmp_path: Path) -> None:
-    from tests.node.helpers import COOKIE
-
     node = start_node(tmp_path, epmd_port, cookie=None, env={"MIRAGE_COOKIE": COOKIE})
     try:
         reply = erl(
@@ -237,7 +235,7 @@ def test_cookie_from_the_environment(epmd_port: int, tmp_path: Path) -> None:
             epmd_port,
         )
         assert reply == OK
-        assert COOKIE not in " ".join(node.proc.args)  # type: ignore[arg-type]
+        assert COOKIE not in " ".join(map(str, node.proc.args))  # type: ignore[arg-type]
     finally:
         stop(node.proc)
 

@@ -39,7 +39,7 @@ class FakeConnection:
 
     owners: set[Pid] = field(default_factory=set)
     closed: bool = False
-    sent: list[tuple[Pid, object]] = field(default_factory=list)
+    sent: list[tuple[Pid, Any]] = field(default_factory=list)
 
     def write(self, body: bytes) -> None:
         assert body[0] == PASS_THROUGH
@@ -103,16 +103,15 @@ def test_connection_lost_releases_its_owners_images() -> None:
 
 
 def test_image_made_after_the_connection_closed_is_released() -> None:
-    conn, backend = FakeConnection(), LocalBackend()
     started, finish = threading.Event(), threading.Event()
-    plain_call = backend.call
 
-    def held_call(*args: Any) -> object:
-        started.set()
-        finish.wait(10)
-        return plain_call(*args)
+    class HeldBackend(LocalBackend):
+        def call(self, *args: Any) -> object:
+            started.set()
+            finish.wait(10)
+            return super().call(*args)
 
-    backend.call = held_call  # type: ignore[method-assign]
+    conn, backend = FakeConnection(), HeldBackend()
 
     async def run() -> None:
         with ThreadPoolExecutor(1) as pool:
