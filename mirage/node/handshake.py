@@ -1,10 +1,10 @@
 """The distribution handshake, version 6 (OTP 23+), both as acceptor and initiator.
 
-Handshake messages are 2-byte length framed. The acceptor B answers the initiator A's
-name with a status and a challenge; A proves it knows the cookie with an MD5 digest
-of the cookie and B's challenge (as decimal text), and sends its own challenge, which
-B answers the same way. Either side closes on a wrong digest. Digests are compared
-with :func:`hmac.compare_digest`.
+Handshake messages are length framed (2 bytes over TCP, 4 over TLS). The acceptor B
+answers the initiator A's name with a status and a challenge; A proves it knows the
+cookie with an MD5 digest of the cookie and B's challenge (as decimal text), and sends
+its own challenge, which B answers the same way. Either side closes on a wrong
+digest. Digests are compared with :func:`hmac.compare_digest`.
 """
 
 from __future__ import annotations
@@ -76,16 +76,23 @@ def digest(challenge: int, cookie: bytes) -> bytes:
     return hashlib.md5(cookie + str(challenge).encode("ascii"), usedforsecurity=False).digest()
 
 
-async def _recv(reader: asyncio.StreamReader) -> bytes:
+# Handshake messages carry a 2-byte length over TCP, a 4-byte one over TLS (inet_tls).
+_HEADERS = {2: struct.Struct(">H"), 4: struct.Struct(">I")}
+_MAX_MESSAGE = 65535  # the longest (a name) fits a 2-byte length
+
+
+async def _recv(reader: asyncio.StreamReader, header: int) -> bytes:
     try:
-        (size,) = struct.unpack(">H", await reader.readexactly(2))
+        (size,) = _HEADERS[header].unpack(await reader.readexactly(header))
+        if size > _MAX_MESSAGE:
+            raise HandshakeError(f"{size}-byte handshake message")
         return await reader.readexactly(size)
     except asyncio.IncompleteReadError:
         raise HandshakeError("connection closed during the handshake") from None
 
 
-def _send(writer: asyncio.StreamWriter, message: bytes) -> None:
-    writer.write(struct.pack(">H", len(message)) + message)
+def _send(writer: asyncio.StreamWriter, message: bytes, header: int) -> None:
+    writer.write(_HEADERS[header].pack(len(message)) + message)
 
 
 def _node_name(raw: bytes) -> str:
@@ -114,9 +121,13 @@ async def accept(
     name: str,
     cookie: bytes,
     creation: int,
+    header: int = 2,
 ) -> Peer:
-    """Run the acceptor (B) side on a fresh connection; the peer once it proved the cookie."""
-    message = await _recv(reader)
+    """Run the acceptor (B) side on a fresh connection; the peer once it proved the cookie.
+
+    ``header`` is the length prefix's size: 2 over TCP, 4 over TLS.
+    """
+    message = await _recv(reader, header)
     old_name = False
     try:
         if message[:1] == b"N":
@@ -133,23 +144,23 @@ async def accept(
     except struct.error:
         raise HandshakeError("truncated name message") from None
     _check_flags(flags, peer_name)
-    _send(writer, b"sok")
+    _send(writer, b"sok", header)
     challenge = secrets.randbits(32)
     own = name.encode("utf-8")
-    _send(writer, b"N" + struct.pack(">QIIH", FLAGS, challenge, creation, len(own)) + own)
+    _send(writer, b"N" + struct.pack(">QIIH", FLAGS, challenge, creation, len(own)) + own, header)
     if old_name:
-        complement = await _recv(reader)
+        complement = await _recv(reader, header)
         if complement[:1] != b"c" or len(complement) < 9:
             raise HandshakeError("expected a complement message")
         high, peer_creation = struct.unpack_from(">II", complement, 1)
         flags |= high << 32
-    reply = await _recv(reader)
+    reply = await _recv(reader, header)
     if reply[:1] != b"r" or len(reply) != 21:
         raise HandshakeError("expected a challenge reply")
     (peer_challenge,) = struct.unpack_from(">I", reply, 1)
     if not hmac.compare_digest(reply[5:21], digest(challenge, cookie)):
         raise HandshakeError(f"{peer_name} does not know the cookie")
-    _send(writer, b"a" + digest(peer_challenge, cookie))
+    _send(writer, b"a" + digest(peer_challenge, cookie), header)
     await writer.drain()
     return Peer(peer_name, flags, peer_creation)
 
@@ -162,17 +173,21 @@ async def initiate(
     cookie: bytes,
     creation: int,
     peer_name: str,
+    header: int = 2,
 ) -> Peer:
-    """Run the initiator (A) side towards ``peer_name``; the peer once it proved the cookie."""
+    """Run the initiator (A) side towards ``peer_name``; the peer once it proved the cookie.
+
+    ``header`` is the length prefix's size: 2 over TCP, 4 over TLS.
+    """
     own = name.encode("utf-8")
-    _send(writer, b"N" + struct.pack(">QIH", FLAGS, creation, len(own)) + own)
-    status = await _recv(reader)
+    _send(writer, b"N" + struct.pack(">QIH", FLAGS, creation, len(own)) + own, header)
+    status = await _recv(reader, header)
     if status == b"salive":
         # The peer still has a connection from an earlier run of this node: replace it.
-        _send(writer, b"strue")
+        _send(writer, b"strue", header)
     elif status not in (b"sok", b"sok_simultaneous"):
         raise HandshakeError(f"{peer_name} refused the connection: {status[1:]!r}")
-    message = await _recv(reader)
+    message = await _recv(reader, header)
     if message[:1] != b"N" or len(message) < 19:
         raise HandshakeError("expected a version 6 challenge")
     flags, challenge, peer_creation, size = struct.unpack_from(">QIIH", message, 1)
@@ -181,9 +196,9 @@ async def initiate(
         raise HandshakeError(f"dialled {peer_name} but {answered} answered")
     _check_flags(flags, peer_name)
     own_challenge = secrets.randbits(32)
-    _send(writer, b"r" + struct.pack(">I", own_challenge) + digest(challenge, cookie))
+    _send(writer, b"r" + struct.pack(">I", own_challenge) + digest(challenge, cookie), header)
     try:
-        ack = await _recv(reader)
+        ack = await _recv(reader, header)
     except HandshakeError:
         # What an Erlang node does when our digest is wrong: it just closes.
         raise HandshakeError(f"{peer_name} closed the connection: a different cookie?") from None

@@ -106,6 +106,7 @@ class Node:
                     name=self.config.name,
                     cookie=self.config.cookie,
                     creation=self.creation,
+                    header=4 if self.config.server_tls else 2,
                 ),
                 self.config.setup_time,
             )
@@ -136,6 +137,7 @@ class Node:
                     cookie=self.config.cookie,
                     creation=self.creation,
                     peer_name=peer_name,
+                    header=4 if tls else 2,
                 ),
                 self.config.setup_time,
             )

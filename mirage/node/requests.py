@@ -137,9 +137,14 @@ class RequestServer:
         self.in_flight += 1
         future = self.pool.submit(self._work, caller, tag, *parsed)
         loop = asyncio.get_running_loop()
-        future.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(self._done, conn, caller, tag, done)
-        )
+
+        def finished(done: Future[bytes]) -> None:
+            try:
+                loop.call_soon_threadsafe(self._done, conn, caller, tag, done)
+            except RuntimeError:
+                pass  # the node stopped (loop closed) while this job ran: nobody to tell
+
+        future.add_done_callback(finished)
 
     def _work(self, caller: Pid, tag: object, op: Atom, source: object, args: Any) -> bytes:
         # Pool thread: the work and the reply's encoding both stay off the loop.

@@ -153,3 +153,27 @@ def erl(
     marked = output.rpartition("RESULT:")[2].split()
     assert marked, f"erl gave no result:\n{output}\n{done.stderr.decode(errors='replace')}"
     return etf.decode(base64.b64decode(marked[0]), improper_lists=True)
+
+
+def listening_erl(
+    epmd_port: int, cookie: str, tmp_path: Path, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """An erl node that reports the first node to connect to it and calls it back.
+
+    Prints ``ready``, then ``up NODE INFO ok`` or ``no connection``, then halts; the
+    caller must :func:`stop` it.
+    """
+    out = tmp_path / "erl.out"
+    argv, env = erl_command(epmd_port, cookie, extra)
+    script = (
+        "ok = net_kernel:monitor_nodes(true, [{node_type, all}]), "
+        'io:format("ready~n"), '
+        "receive {nodeup, N, Info} -> "
+        "  R = gen_server:call({mirage, N}, {call, formats, nil, #{}}), "
+        '  io:format("up ~s ~p ~p~n", [N, Info, element(1, R)]) '
+        'after 8000 -> io:format("no connection~n") end, halt().'
+    )
+    with out.open("wb") as fh:
+        proc = subprocess.Popen([*argv, "-eval", script], env=env, stdout=fh)
+    wait_for(lambda: "ready" in out.read_text(), what="erl to start")
+    return proc, f"{argv[2]}@{HOST}", out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import signal
-import subprocess
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -14,12 +13,11 @@ from mirage.etf import Atom
 from tests.conftest import gradient
 from tests.node.helpers import (
     COOKIE,
-    HOST,
     WRONG_COOKIE,
     PyNode,
     epmd_names,
     erl,
-    erl_command,
+    listening_erl,
     start_node,
     stop,
     wait_for,
@@ -175,30 +173,10 @@ def test_wrong_cookie_is_refused_incoming(node: PyNode, epmd_port: int) -> None:
     assert node.alive()
 
 
-def _listening_erl(
-    epmd_port: int, cookie: str, tmp_path: Path
-) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """An erl node that reports the first node to connect to it and calls it back."""
-    out = tmp_path / "erl.out"
-    argv, env = erl_command(epmd_port, cookie)
-    script = (
-        "ok = net_kernel:monitor_nodes(true, [{node_type, all}]), "
-        'io:format("ready~n"), '
-        "receive {nodeup, N, Info} -> "
-        "  R = gen_server:call({mirage, N}, {call, formats, nil, #{}}), "
-        '  io:format("up ~s ~p ~p~n", [N, Info, element(1, R)]) '
-        'after 8000 -> io:format("no connection~n") end, halt().'
-    )
-    with out.open("wb") as fh:
-        proc = subprocess.Popen([*argv, "-eval", script], env=env, stdout=fh)
-    wait_for(lambda: "ready" in out.read_text(), what="erl to start")
-    return proc, f"{argv[2]}@{HOST}", out
-
-
 def test_outgoing_connection_with_the_cookie(
     epmd_port: int, cookie_file: Path, tmp_path: Path
 ) -> None:
-    proc, target, out = _listening_erl(epmd_port, COOKIE, tmp_path)
+    proc, target, out = listening_erl(epmd_port, COOKIE, tmp_path)
     try:
         node = start_node(tmp_path, epmd_port, cookie=cookie_file, extra=["--connect", target])
         try:
@@ -213,7 +191,7 @@ def test_outgoing_connection_with_the_cookie(
 def test_wrong_cookie_is_refused_outgoing(
     epmd_port: int, cookie_file: Path, tmp_path: Path
 ) -> None:
-    proc, target, out = _listening_erl(epmd_port, WRONG_COOKIE, tmp_path)
+    proc, target, out = listening_erl(epmd_port, WRONG_COOKIE, tmp_path)
     try:
         node = start_node(tmp_path, epmd_port, cookie=cookie_file, extra=["--connect", target])
         try:
