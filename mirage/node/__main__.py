@@ -18,7 +18,9 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
+from mirage import host
 from mirage.node import epmd
 from mirage.node.backend import Backend
 from mirage.node.node import Config, Node
@@ -47,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--connect", action="append", default=[], metavar="NODE", help="dial NODE at start-up"
     )
+    p.add_argument("--max-handles", type=int, help="most images held at once (default: no cap)")
+    p.add_argument("--max-bytes", type=int, help="most held image memory, bytes (default: no cap)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: TLS distribution (inet_tls)")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     p.add_argument("--tls-ca", type=Path, help="PEM CA bundle that peers' certificates chain to")
@@ -86,6 +90,9 @@ def config_from(argv: Sequence[str] | None = None) -> Config:
         raise ValueError(f"--name must look like alive@host, got {args.name!r}")
     if args.jobs < 0 or args.net_ticktime <= 0 or args.max_packet <= 0:
         raise ValueError("--jobs, --net-ticktime and --max-packet must be positive")
+    for cap in (args.max_handles, args.max_bytes):
+        if cap is not None and cap <= 0:
+            raise ValueError("--max-handles and --max-bytes must be positive")
     server_tls, client_tls = tls_contexts(args.tls_cert, args.tls_key, args.tls_ca)
     return Config(
         name=args.name,
@@ -97,12 +104,14 @@ def config_from(argv: Sequence[str] | None = None) -> Config:
         net_ticktime=args.net_ticktime,
         max_packet=args.max_packet,
         connect=tuple(args.connect),
+        max_handles=args.max_handles,
+        max_bytes=args.max_bytes,
         server_tls=server_tls,
         client_tls=client_tls,
     )
 
 
-async def serve(config: Config, backend: Backend | None = None) -> int:
+async def serve(config: Config, backend: Backend | None = None, ready: TextIO = sys.stdout) -> int:
     """Run a node until SIGTERM/SIGINT (0) or until EPMD goes away (1)."""
     node = Node(config, backend)
     try:
@@ -115,7 +124,7 @@ async def serve(config: Config, backend: Backend | None = None) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"mirage.node ready {config.name} port={node.port}", flush=True)
+    print(f"mirage.node ready {config.name} port={node.port}", file=ready, flush=True)
     stopped = asyncio.ensure_future(stop.wait())
     lost = asyncio.ensure_future(node.registration_lost())
     await asyncio.wait((stopped, lost), return_when=asyncio.FIRST_COMPLETED)
@@ -128,16 +137,26 @@ async def serve(config: Config, backend: Backend | None = None) -> int:
     return status
 
 
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> int:
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="mirage.node %(levelname)s %(message)s"
-    )
     try:
         config = config_from(argv)
     except (ValueError, OSError, ssl.SSLError) as exc:
         print(f"mirage.node: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(config, backend))
+    stdout, stderr = sys.stdout, sys.stderr
+
+    def sink(level: int, line: str) -> None:
+        stderr.write(f"mirage.node {_LEVELS[level]} {line}\n")
+        stderr.flush()
+
+    # Everything Python or Pillow prints, warns or logs becomes a line on stderr;
+    # stdout carries only the ready line.
+    host.setup(sink)
+    logging.getLogger().setLevel(logging.INFO)
+    return asyncio.run(serve(config, backend, ready=stdout))
 
 
 if __name__ == "__main__":

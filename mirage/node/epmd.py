@@ -110,7 +110,7 @@ async def port_please(alive: str, host: str, *, epmd_port: int | None = None) ->
         )
         if not lowest <= DIST_VERSION <= highest:
             raise EpmdError(f"node {alive!r} speaks versions {lowest}..{highest}, not 6")
-        return port
+        return int(port)
     except asyncio.IncompleteReadError:
         raise EpmdError("EPMD closed the connection during PORT_PLEASE2_REQ") from None
     finally:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirage.node import epmd, handshake
-from mirage.node.backend import Backend, default_backend
+from mirage.node.backend import Backend, ServerBackend
 from mirage.node.connection import Connection
 from mirage.node.requests import SERVED, RequestServer
+from mirage.service import Service
 
 log = logging.getLogger("mirage.node")
 
@@ -33,6 +34,8 @@ class Config:
     setup_time: float = 7.0
     max_packet: int = 256 * 1024 * 1024
     connect: Sequence[str] = ()
+    max_handles: int | None = None
+    max_bytes: int | None = None
     server_tls: ssl.SSLContext | None = None
     client_tls: ssl.SSLContext | None = None
 
@@ -49,7 +52,9 @@ class Node:
         self.pool = ThreadPoolExecutor(
             max_workers=config.jobs or os.cpu_count() or 1, thread_name_prefix="mirage-job"
         )
-        self.requests = RequestServer(backend or default_backend(), self.pool)
+        if backend is None:
+            backend = ServerBackend(Service(config.max_handles, config.max_bytes))
+        self.requests = RequestServer(backend, self.pool)
         self.connections: dict[str, Connection] = {}
         self.creation = 0
         self.port = 0

@@ -3,8 +3,9 @@
 Accepted messages (anything else is logged and dropped):
 
 - ``{:"$gen_call", {pid, tag}, {:call, op, source, args}}``, answered ``{tag, reply}``
-  with the transports' reply term; ``source`` is a binary, ``{:handle, n}`` or ``nil``,
-  ``args`` a map, and the caller's pid owns any image the call produces;
+  with :func:`mirage.server.handle`'s reply term (as the NIF's and the Port's); ``op``
+  is an atom, ``source`` a binary, ``{:handle, n}`` or ``nil``, ``args`` a map, and the
+  caller's pid owns any image the call produces;
 - any other ``$gen_call`` (an unknown request, or one whose terms cannot be read) is
   answered ``{tag, {:error, :internal_error}}``;
 - ``{:"$gen_cast", {:release, [handle]}}`` and ``{:"$gen_cast", {:release_owner, pid}}``.
@@ -19,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from concurrent.futures import Executor, Future
 from typing import Any, TypeGuard
 
 from mirage import etf
 from mirage.etf import Atom, Pid
-from mirage.node.backend import HANDLE, INTERNAL_ERROR, Backend
+from mirage.node.backend import INTERNAL_ERROR, Backend
 from mirage.node.connection import Connection, send_packet
 
 log = logging.getLogger("mirage.node")
@@ -48,20 +48,14 @@ def _tuple(value: object, size: int) -> TypeGuard[tuple[Any, ...]]:
     return isinstance(value, tuple) and len(value) == size
 
 
-def _source_ok(source: object) -> bool:
-    if source is None or isinstance(source, bytes):
-        return True
-    return _tuple(source, 2) and source[0] == HANDLE and type(source[1]) is int and source[1] > 0
+def parse_call(request: object) -> tuple[object, object, object] | None:
+    """``(op, source, args)`` of a ``{:call, op, source, args}``, else None.
 
-
-def parse_call(request: object) -> tuple[Atom, object, Mapping[str, Any]] | None:
-    """``(op, source, args)`` of a well-formed ``{:call, op, source, args}``, else None."""
+    The parts themselves are checked by :func:`mirage.server.handle`, as for the Port.
+    """
     if not (_tuple(request, 4) and request[0] == CALL):
         return None
-    _, op, source, args = request
-    if not isinstance(op, Atom) or not isinstance(args, dict) or not _source_ok(source):
-        return None
-    return op, source, args
+    return request[1], request[2], request[3]
 
 
 def caller_of(data: bytes) -> tuple[Pid, object] | None:
@@ -146,7 +140,7 @@ class RequestServer:
 
         future.add_done_callback(finished)
 
-    def _work(self, caller: Pid, tag: object, op: Atom, source: object, args: Any) -> bytes:
+    def _work(self, caller: Pid, tag: object, op: Any, source: object, args: Any) -> bytes:
         # Pool thread: the work and the reply's encoding both stay off the loop.
         reply = self.backend.call(op, source, args, caller)
         try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from mirage.etf import Atom
 from mirage.node.__main__ import main
-from mirage.node.backend import Backend, default_backend
+from mirage.node.backend import Backend, ServerBackend
 
 
 class SlowBackend:
@@ -37,4 +37,4 @@ class SlowBackend:
 
 
 if __name__ == "__main__":
-    sys.exit(main(backend=SlowBackend(default_backend())))
+    sys.exit(main(backend=SlowBackend(ServerBackend())))

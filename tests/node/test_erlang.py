@@ -87,7 +87,6 @@ def test_unknown_op_and_malformed_requests_get_error_replies(node: PyNode, epmd_
         "{call, no_such_op, nil, #{}}",  # unknown operation
         "{call, formats, nil, not_a_map}",  # args not a map
         "{call, formats, 42, #{}}",  # source neither binary, handle nor nil
-        "{call, formats, {handle, -1}, #{}}",
         '{call, "formats", nil, #{}}',  # op not an atom
         "{call, formats}",
         "hello",
@@ -106,6 +105,14 @@ def test_unknown_op_and_malformed_requests_get_error_replies(node: PyNode, epmd_
     )
     assert replies == ([INTERNAL_ERROR] * len(requests), OK)
     assert node.alive()
+
+
+def test_unknown_handle_answers_released(node: PyNode, epmd_port: int) -> None:
+    reply = erl(
+        f"gen_server:call({{mirage, {node.atom}}}, {{call, to_bytes, {{handle, 987654}}, #{{}}}})",
+        epmd_port,
+    )
+    assert reply == Atom("released")
 
 
 def test_other_messages_are_ignored_and_the_node_stays_up(node: PyNode, epmd_port: int) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mirage.node.backend import LocalBackend
+from mirage.node.backend import ServerBackend
 from mirage.node.node import Config, Node
 from tests.conftest import gradient
 from tests.node.helpers import COOKIE, HOST, erl, unique, wait_for
@@ -21,13 +21,13 @@ FROM_BYTES = "{call, from_bytes, Bin, #{max_pixels => 100000000, allowed_formats
 @dataclass
 class InProcessNode:
     node: Node
-    backend: LocalBackend
+    backend: ServerBackend
     atom: str
 
 
 @pytest.fixture
 def in_process(epmd_port: int) -> Iterator[InProcessNode]:
-    backend = LocalBackend()
+    backend = ServerBackend()
     name = f"{unique('inproc')}@{HOST}"
     node = Node(Config(name=name, cookie=COOKIE.encode(), epmd_port=epmd_port), backend)
     loop = asyncio.new_event_loop()
@@ -57,5 +57,5 @@ def test_disconnect_releases_the_callers_images(
     )
     assert reply is True
     # erl has halted: its connection closed, and with it both images.
-    wait_for(lambda: in_process.backend.live_handles() == 0, what="images released")
+    wait_for(lambda: in_process.backend.service.live_handles() == 0, what="images released")
     assert not in_process.node.connections
