@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-packet", type=int, default=256 * 1024 * 1024, help="largest message, in bytes"
     )
     p.add_argument(
+        "--max-queue",
+        type=int,
+        default=0,
+        help="calls queued or running at most; more answer overloaded (default: 16 per job)",
+    )
+    p.add_argument(
         "--connect", action="append", default=[], metavar="NODE", help="dial NODE at start-up"
     )
     p.add_argument("--max-handles", type=int, help="most images held at once (default: no cap)")
@@ -88,8 +94,8 @@ def config_from(argv: Sequence[str] | None = None) -> Config:
     args = _parser().parse_args(argv)
     if not _NAME.fullmatch(args.name):
         raise ValueError(f"--name must look like alive@host, got {args.name!r}")
-    if args.jobs < 0 or args.net_ticktime <= 0 or args.max_packet <= 0:
-        raise ValueError("--jobs, --net-ticktime and --max-packet must be positive")
+    if args.jobs < 0 or args.max_queue < 0 or args.net_ticktime <= 0 or args.max_packet <= 0:
+        raise ValueError("--jobs, --max-queue, --net-ticktime and --max-packet must be positive")
     for cap in (args.max_handles, args.max_bytes):
         if cap is not None and cap <= 0:
             raise ValueError("--max-handles and --max-bytes must be positive")
@@ -103,6 +109,7 @@ def config_from(argv: Sequence[str] | None = None) -> Config:
         epmd_port=args.epmd_port,
         net_ticktime=args.net_ticktime,
         max_packet=args.max_packet,
+        max_queue=args.max_queue,
         connect=tuple(args.connect),
         max_handles=args.max_handles,
         max_bytes=args.max_bytes,

@@ -33,6 +33,7 @@ class Config:
     net_ticktime: float = 60.0
     setup_time: float = 7.0
     max_packet: int = 256 * 1024 * 1024
+    max_queue: int = 0
     connect: Sequence[str] = ()
     max_handles: int | None = None
     max_bytes: int | None = None
@@ -49,12 +50,11 @@ class Node:
 
     def __init__(self, config: Config, backend: Backend | None = None) -> None:
         self.config = config
-        self.pool = ThreadPoolExecutor(
-            max_workers=config.jobs or os.cpu_count() or 1, thread_name_prefix="mirage-job"
-        )
+        jobs = config.jobs or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="mirage-job")
         if backend is None:
             backend = ServerBackend(Service(config.max_handles, config.max_bytes))
-        self.requests = RequestServer(backend, self.pool)
+        self.requests = RequestServer(backend, self.pool, config.max_queue or 16 * jobs)
         self.connections: dict[str, Connection] = {}
         self.creation = 0
         self.port = 0

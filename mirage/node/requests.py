@@ -8,6 +8,8 @@ Accepted messages (anything else is logged and dropped):
   caller's pid owns any image the call produces;
 - any other ``$gen_call`` (an unknown request, or one whose terms cannot be read) is
   answered ``{tag, {:error, :internal_error}}``;
+- a call arriving while ``max_queue`` calls are already queued or running is answered
+  ``{tag, {:error, :overloaded}}`` at once, so a flood costs no memory;
 - ``{:"$gen_cast", {:release, [handle]}}`` and ``{:"$gen_cast", {:release_owner, pid}}``.
 
 ``net_kernel`` answers ``net_adm:ping/1`` (``Node.ping/1``) and nothing else.
@@ -24,6 +26,7 @@ from concurrent.futures import Executor, Future
 from typing import Any, TypeGuard
 
 from mirage import etf
+from mirage.errors import Overloaded
 from mirage.etf import Atom, Pid
 from mirage.node.backend import INTERNAL_ERROR, Backend
 from mirage.node.connection import Connection, send_packet
@@ -42,6 +45,7 @@ CALL = Atom("call")
 RELEASE = Atom("release")
 RELEASE_OWNER = Atom("release_owner")
 _SMALL_TUPLE_EXT = 104
+OVERLOADED = (Atom("error"), Atom(Overloaded.reason))
 
 
 def _tuple(value: object, size: int) -> TypeGuard[tuple[Any, ...]]:
@@ -80,9 +84,11 @@ def caller_of(data: bytes) -> tuple[Pid, object] | None:
 class RequestServer:
     """Serves the registered name on every connection of one node."""
 
-    def __init__(self, backend: Backend, pool: Executor) -> None:
+    def __init__(self, backend: Backend, pool: Executor, max_queue: int = 0) -> None:
         self.backend = backend
         self.pool = pool
+        #: Calls queued or running at most (0: no limit).
+        self.max_queue = max_queue
         self.in_flight = 0
 
     def deliver(self, conn: Connection, sender: Pid, name: Atom, data: bytes) -> None:
@@ -126,6 +132,9 @@ class RequestServer:
         if parsed is None:
             log.warning("malformed request from %s: %r", caller, _short(request))
             conn.write(send_packet(caller, (tag, INTERNAL_ERROR)))
+            return
+        if self.max_queue and self.in_flight >= self.max_queue:
+            conn.write(send_packet(caller, (tag, OVERLOADED)))
             return
         conn.owners.add(caller)
         self.in_flight += 1

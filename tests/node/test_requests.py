@@ -212,3 +212,36 @@ def test_net_kernel_answers_ping_only() -> None:
 
     asyncio.run(run())
     assert conn.sent == [(CALLER, (REF, Atom("yes")))]
+
+
+def test_calls_over_the_queue_limit_are_answered_overloaded_at_once() -> None:
+    release = threading.Event()
+
+    class HeldBackend(ServerBackend):
+        def call(self, *args: Any) -> object:
+            release.wait(10)
+            return super().call(*args)
+
+    conn = FakeConnection()
+    first, second, third = (gen_call(call("formats"), tag=n) for n in (1, 2, 3))
+
+    async def run() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            server = RequestServer(HeldBackend(), pool, max_queue=1)
+            server.deliver(conn, CALLER, MIRAGE, first)  # type: ignore[arg-type]
+            server.deliver(conn, CALLER, MIRAGE, second)  # type: ignore[arg-type]
+            assert [tag for _, (tag, _) in conn.sent] == [2]  # answered before the first
+            release.set()
+            while server.in_flight:
+                await asyncio.sleep(0.01)
+            server.deliver(conn, CALLER, MIRAGE, third)  # type: ignore[arg-type]
+            while server.in_flight:
+                await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    overloaded = (Atom("error"), Atom("overloaded"))
+    assert [(tag, reply == overloaded) for _, (tag, reply) in conn.sent] == [
+        (2, True),
+        (1, False),
+        (3, False),
+    ]
