@@ -61,6 +61,7 @@ class Node:
         self._server: asyncio.Server | None = None
         self._registration: epmd.Registration | None = None
         self._tasks: set[asyncio.Task[object]] = set()
+        self._serving: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         """Listen, then register with EPMD (the name is only published once reachable)."""
@@ -84,6 +85,10 @@ class Node:
             self._server.close()
         for conn in list(self.connections.values()):
             conn.close()
+        # Closed connections end their serving tasks (releasing their owners' images);
+        # only dialling still under way is cancelled.
+        if self._serving:
+            await asyncio.wait(self._serving, timeout=self.config.setup_time)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -165,6 +170,9 @@ class Node:
             net_ticktime=self.config.net_ticktime,
             max_packet=self.config.max_packet,
         )
+        task = asyncio.current_task()
+        if task is not None:
+            self._serving.add(task)
         old = self.connections.get(peer.name)
         if old is not None:  # the peer reconnected before we saw the old one go
             old.close()
@@ -177,3 +185,5 @@ class Node:
                 del self.connections[peer.name]
             self.requests.connection_lost(conn)
             log.info("disconnected from %s", peer.name)
+            if task is not None:
+                self._serving.discard(task)

@@ -235,5 +235,6 @@ def test_sigterm_unregisters_and_exits_cleanly(
         node.proc.send_signal(signal.SIGTERM)
         assert node.proc.wait(10) == 0
         assert f"name {alive} " not in epmd_names(epmd_port)
+        assert "Traceback" not in node.log()
     finally:
         stop(node.proc)

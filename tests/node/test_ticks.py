@@ -65,3 +65,25 @@ def test_other_requests_are_served_during_a_long_job(slow_node: PyNode, epmd_por
         epmd_port,
     )
     assert reply == (Atom("quick_first"), Atom("ok"))
+
+
+def test_sigterm_during_a_job_exits_cleanly(
+    epmd_port: int, cookie_file: Path, tmp_path: Path
+) -> None:
+    node = start_node(tmp_path, epmd_port, cookie=cookie_file, module="tests.node.slow_node")
+    try:
+        reply = erl(
+            f"M = {{mirage, {node.atom}}}, Self = self(), "
+            "spawn(fun() -> "
+            "R = (catch gen_server:call(M, {call, formats, nil, #{busy_ms => 2000}}, 20000)), "
+            "Self ! {slow, R} end), "
+            "timer:sleep(500), "
+            f'os:cmd("kill -TERM {node.proc.pid}"), '
+            "receive {slow, {'EXIT', {Reason, _}}} -> Reason after 20000 -> timeout end",
+            epmd_port,
+        )
+        assert reply == (Atom("nodedown"), Atom(node.name))
+        assert node.proc.wait(20) == 0
+        assert "Traceback" not in node.log()
+    finally:
+        stop(node.proc)
