@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import signal
 from pathlib import Path
 
@@ -238,3 +239,20 @@ def test_sigterm_unregisters_and_exits_cleanly(
         assert "Traceback" not in node.log()
     finally:
         stop(node.proc)
+
+
+def test_large_messages_both_ways(node: PyNode, epmd_port: int, tmp_path: Path) -> None:
+    # Noise does not compress: a source and a reply of about a megabyte each.
+    source = tmp_path / "noise.png"
+    PILImage.frombytes("RGB", (600, 600), random.Random(7).randbytes(600 * 600 * 3)).save(source)
+    assert source.stat().st_size > 1_000_000
+    reply = erl(
+        f'{{ok, Bin}} = file:read_file("{source}"), '
+        f"gen_server:call({{mirage, {node.atom}}}, "
+        f"{{call, thumbnail, Bin, #{{width => 600, height => 600, {LIMITS}}}}})",
+        epmd_port,
+    )
+    status, data, (_, fmt, width, height), _ = reply
+    assert (status, fmt, width, height) == (OK, Atom("png"), 600, 600)
+    assert len(data) > 1_000_000
+    assert PILImage.open(io.BytesIO(data)).size == (600, 600)
