@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -14,6 +17,7 @@ from mirage.etf import Atom
 from tests.conftest import gradient
 from tests.node.helpers import (
     COOKIE,
+    REPO_ROOT,
     WRONG_COOKIE,
     PyNode,
     epmd_names,
@@ -256,3 +260,18 @@ def test_large_messages_both_ways(node: PyNode, epmd_port: int, tmp_path: Path) 
     assert (status, fmt, width, height) == (OK, Atom("png"), 600, 600)
     assert len(data) > 1_000_000
     assert PILImage.open(io.BytesIO(data)).size == (600, 600)
+
+
+def test_a_name_already_registered_is_refused(node: PyNode, epmd_port: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mirage.node", "--name", node.name],
+        cwd=REPO_ROOT,
+        env={**os.environ, "ERL_EPMD_PORT": str(epmd_port), "MIRAGE_COOKIE": COOKIE},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "refused to register" in done.stderr
+    assert done.stdout == ""
+    assert node.alive()
