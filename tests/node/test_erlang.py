@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image as PILImage
 
 from mirage import image
@@ -17,11 +18,14 @@ from mirage.etf import Atom
 from tests.conftest import gradient
 from tests.node.helpers import (
     COOKIE,
+    EPMD,
+    NO_ERLANG,
     REPO_ROOT,
     WRONG_COOKIE,
     PyNode,
     epmd_names,
     erl,
+    free_port,
     listening_erl,
     start_node,
     stop,
@@ -275,3 +279,23 @@ def test_a_name_already_registered_is_refused(node: PyNode, epmd_port: int) -> N
     assert done.returncode == 1 and "refused to register" in done.stderr
     assert done.stdout == ""
     assert node.alive()
+
+
+def test_losing_epmd_stops_the_node(cookie_file: Path, tmp_path: Path) -> None:
+    # Its own EPMD, as this one is stopped: the name is gone, so the node exits (1)
+    # for its supervisor to start it again.
+    if EPMD is None:
+        pytest.skip(NO_ERLANG)
+    port = free_port()
+    epmd = subprocess.Popen([EPMD, "-port", str(port)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "up and running" in epmd_names(port), what="epmd")
+        node = start_node(tmp_path, port, cookie=cookie_file)
+        try:
+            stop(epmd)
+            assert node.proc.wait(10) == 1
+            assert "EPMD closed the registration" in node.log()
+        finally:
+            stop(node.proc)
+    finally:
+        stop(epmd)

@@ -56,6 +56,12 @@ def call(op: str, source: object = None, **args: Any) -> tuple[object, ...]:
     return (Atom("call"), Atom(op), source, {**LIMITS, **{Atom(k): v for k, v in args.items()}})
 
 
+async def settled(server: RequestServer) -> None:
+    """Returns once every call given to ``server`` has been answered."""
+    while server.in_flight:
+        await asyncio.sleep(0.01)
+
+
 def serve(messages: list[bytes], conn: FakeConnection, backend: ServerBackend) -> None:
     """Deliver ``messages`` to a RequestServer and wait for every reply."""
 
@@ -64,8 +70,7 @@ def serve(messages: list[bytes], conn: FakeConnection, backend: ServerBackend) -
             server = RequestServer(backend, pool)
             for data in messages:
                 server.deliver(conn, CALLER, MIRAGE, data)  # type: ignore[arg-type]
-            while server.in_flight:
-                await asyncio.sleep(0.01)
+            await settled(server)
 
     asyncio.run(run())
 
@@ -74,17 +79,17 @@ def test_call_is_answered_with_the_tag_as_given() -> None:
     conn, backend = FakeConnection(), ServerBackend()
     serve([gen_call(call("info", PNG)), gen_call(call("formats"), tag=REF)], conn, backend)
     assert len(conn.sent) == 2
-    to, (tag, reply) = conn.sent[0]  # type: ignore[misc]
+    to, (tag, reply) = conn.sent[0]
     assert (to, tag) == (CALLER, TAG)
     assert reply[0] == Atom("ok") and reply[3][Atom("width")] == 20
-    assert conn.sent[1][1][0] == REF  # type: ignore[index]
+    assert conn.sent[1][1][0] == REF
 
 
 def test_images_belong_to_the_caller_and_go_with_it() -> None:
     conn, backend = FakeConnection(), ServerBackend()
     serve([gen_call(call("from_bytes", PNG)), gen_call(call("from_bytes", PNG))], conn, backend)
     assert backend.service.live_handles() == 2 and conn.owners == {CALLER}
-    handle = conn.sent[0][1][1][2][0]  # type: ignore[index]
+    handle = conn.sent[0][1][1][2][0]
     serve([etf.encode((GEN_CAST, (Atom("release"), [handle, 999, Atom("x")])))], conn, backend)
     assert backend.service.live_handles() == 1
     serve([etf.encode((GEN_CAST, (Atom("release_owner"), OTHER)))], conn, backend)
@@ -121,8 +126,7 @@ def test_image_made_after_the_connection_closed_is_released() -> None:
             conn.closed = True
             server.connection_lost(conn)  # type: ignore[arg-type]
             finish.set()
-            while server.in_flight:
-                await asyncio.sleep(0.01)
+            await settled(server)
 
     asyncio.run(run())
     assert backend.service.live_handles() == 0
@@ -232,11 +236,9 @@ def test_calls_over_the_queue_limit_are_answered_overloaded_at_once() -> None:
             server.deliver(conn, CALLER, MIRAGE, second)  # type: ignore[arg-type]
             assert [tag for _, (tag, _) in conn.sent] == [2]  # answered before the first
             release.set()
-            while server.in_flight:
-                await asyncio.sleep(0.01)
+            await settled(server)
             server.deliver(conn, CALLER, MIRAGE, third)  # type: ignore[arg-type]
-            while server.in_flight:
-                await asyncio.sleep(0.01)
+            await settled(server)
 
     asyncio.run(run())
     overloaded = (Atom("error"), Atom("overloaded"))
