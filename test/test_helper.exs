@@ -12,3 +12,10 @@ exclude =
 
 # capture_log: Python warnings about corrupt files show only for failing tests.
 ExUnit.start(exclude: exclude, capture_log: true)
+
+# The node transport's tests need a distributed VM (and EPMD): set up here, once,
+# before the test files compile; where it cannot be, those tests skip with the reason.
+case Mirage.Test.Distributed.ensure() do
+  :ok -> :ok
+  {:error, why} -> IO.puts("Skipping the node transport's tests: #{why}.")
+end

@@ -42,10 +42,23 @@ defmodule Mirage.ConformanceCase do
   missing), or `nil`. Checked when the test files compile.
   """
   @spec unavailable(atom()) :: String.t() | nil
+  def unavailable(:node) do
+    case Mirage.Test.Distributed.ensure() do
+      :ok -> nil
+      {:error, why} -> "the node transport needs a distributed VM: #{why}"
+    end
+  end
+
   def unavailable(_name), do: nil
 
   @doc "What each conformance module of `name` needs before its tests: ExUnit context."
   @spec setup_all(atom()) :: keyword()
+  # Two local workers, spawned and connected once for the whole suite.
+  def setup_all(:node) do
+    :ok = Mirage.Test.Distributed.default_pool(2)
+    [transport: :node]
+  end
+
   def setup_all(name), do: [transport: name]
 
   @doc "The module that calls Mirage with `transport: name`."

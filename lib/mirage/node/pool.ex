@@ -355,7 +355,7 @@ defmodule Mirage.Node.Pool do
       %Slot{conn: :connecting, attempt: ^attempt} = slot ->
         if connected? do
           Node.monitor(node, true)
-          Logger.info("Mirage.Node: connected to #{node}")
+          Logger.debug("Mirage.Node: connected to #{node}")
           slot = %{slot | conn: :up, incarnation: make_ref(), failures: 0, attempt: nil}
           {:noreply, serve_waiting(put_slot(state, slot))}
         else

@@ -110,7 +110,7 @@ defmodule Mirage.Node.Worker do
   def parse(_worker, "mirage.node " <> rest) do
     case String.split(rest, " ", parts: 2) do
       ["DEBUG", line] -> {:log, :debug, line}
-      ["INFO", line] -> {:log, :info, line}
+      ["INFO", line] -> {:log, :debug, line}
       ["WARNING", line] -> {:log, :warning, line}
       ["ERROR", line] -> {:log, :error, line}
       _ -> {:log, :warning, rest}
@@ -124,6 +124,8 @@ defmodule Mirage.Node.Worker do
   @spec forget_cookie(t()) :: :ok
   def forget_cookie(%__MODULE__{cookie_file: file}) do
     _ = File.rm(file)
+    # The directory goes too once no other worker's cookie is in it.
+    _ = File.rmdir(Path.dirname(file))
     :ok
   end
 
