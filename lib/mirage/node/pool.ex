@@ -150,6 +150,7 @@ defmodule Mirage.Node.Pool do
       name: config[:name],
       config: config,
       started: false,
+      warned: false,
       slots: %{},
       ports: %{},
       # proxy pid -> {monitor, node}
@@ -197,15 +198,20 @@ defmodule Mirage.Node.Pool do
       state = Map.put(state, :address, listen_address(host))
       Enum.reduce(Map.keys(slots), state, &advance(&2, &1))
     else
-      Logger.warning(
-        "Mirage.Node: this VM is not distributed, so the node transport answers " <>
-          "{:error, :not_distributed}. Start it with a name: `elixir --sname app -S mix ...` " <>
-          "(or --name app@host), or call Node.start(:\"app@127.0.0.1\", :longnames) " <>
-          "(epmd must be running: `epmd -daemon`)."
-      )
-
-      state
+      if state.warned, do: state, else: warn_not_distributed(state)
     end
+  end
+
+  # Once per pool: calls keep answering {:error, :not_distributed} without more lines.
+  defp warn_not_distributed(state) do
+    Logger.warning(
+      "Mirage.Node: this VM is not distributed, so the node transport answers " <>
+        "{:error, :not_distributed}. Start it with a name: `elixir --sname app -S mix ...` " <>
+        "(or --name app@host), or call Node.start(:\"app@127.0.0.1\", :longnames) " <>
+        "(epmd must be running: `epmd -daemon`)."
+    )
+
+    %{state | warned: true}
   end
 
   defp cookie(config) do
