@@ -74,8 +74,6 @@ defmodule Mirage.Node do
   @typedoc "An image held by a worker node: pool, node, incarnation, Python handle."
   @type handle :: {:mirage_node, GenServer.server(), node(), reference(), integer()}
 
-  @no_image [:info, :formats, :to_bytes]
-
   @doc """
   One map per worker of the pool: `:node`, `:connected` (a connection is up now),
   `:in_flight` (calls sent to it and not answered yet), `:served` (calls it
@@ -138,14 +136,23 @@ defmodule Mirage.Node do
       end
 
     timeout = Map.get(args, :timeout) || Application.get_env(:mirage, :timeout, 30_000)
-    request = {:call, op, python_source, args}
-    caller = self()
+    deadline = if timeout != :infinity, do: System.monotonic_time(:millisecond) + timeout
     ref = make_ref()
 
-    # The request goes from a process of its own, so that a late answer (after the
-    # deadline) reaches that process, never the caller's mailbox.
-    {proxy, monitor} =
-      spawn_monitor(fn -> proxy(pool, caller, ref, op, target, request, timeout) end)
+    case Pool.run(pool, target, timeout, {ref, op, {:call, op, python_source, args}}) do
+      {:ok, runner} -> await(runner, ref, deadline)
+      {:error, _} = error -> error
+    end
+  end
+
+  # The runner answers {ref, reply}; after the deadline the caller tells it to give
+  # up and takes whichever comes first, the answer or the acknowledgement, so no
+  # message for this call is left behind.
+  defp await(runner, ref, deadline) do
+    monitor = Process.monitor(runner)
+
+    wait =
+      if deadline, do: max(deadline - System.monotonic_time(:millisecond), 0), else: :infinity
 
     receive do
       {^ref, reply} ->
@@ -155,10 +162,9 @@ defmodule Mirage.Node do
       {:DOWN, ^monitor, :process, _, _} ->
         {:error, :worker_crashed}
     after
-      timeout ->
-        send(proxy, {:abandon, ref})
+      wait ->
+        send(runner, {:abandon, ref})
 
-        # Either the answer crossed the abandon, or the proxy acknowledges it.
         receive do
           {^ref, :abandoned} ->
             Process.demonitor(monitor, [:flush])
@@ -173,75 +179,6 @@ defmodule Mirage.Node do
         end
     end
   end
-
-  defp proxy(pool, caller, ref, op, target, request, timeout) do
-    caller_monitor = Process.monitor(caller)
-
-    case Pool.checkout(pool, target, timeout) do
-      {:ok, node, incarnation} ->
-        server = {:mirage, node}
-        tag = Process.monitor(server)
-        :erlang.send(server, {:"$gen_call", {self(), tag}, request}, [:noconnect])
-        {answer, abandoned} = await(tag, ref, caller, caller_monitor, false)
-        {outcome, reply, held} = answer(answer, pool, node, incarnation, op)
-        Pool.checkin(pool, outcome, held, if(abandoned, do: nil, else: caller))
-        unless abandoned, do: send(caller, {ref, reply})
-
-      {:error, _} = error ->
-        # Answered only if the caller still waits for it.
-        receive do
-          {:abandon, ^ref} -> send(caller, {ref, :abandoned})
-        after
-          0 -> send(caller, {ref, error})
-        end
-    end
-  end
-
-  defp await(tag, ref, caller, caller_monitor, abandoned) do
-    receive do
-      {^tag, reply} ->
-        Process.demonitor(tag, [:flush])
-        {{:reply, reply}, abandoned}
-
-      {:DOWN, ^tag, :process, _, reason} ->
-        {{:down, reason}, abandoned}
-
-      {:abandon, ^ref} ->
-        send(caller, {ref, :abandoned})
-        await(tag, ref, caller, caller_monitor, true)
-
-      {:DOWN, ^caller_monitor, :process, _, _} ->
-        await(tag, ref, caller, caller_monitor, true)
-    end
-  end
-
-  defp answer({:down, reason}, _pool, node, _incarnation, op) do
-    Logger.warning(
-      "Mirage.Node: #{inspect(op)} on #{node} got no answer: " <>
-        if(reason == :noconnection, do: "the connection dropped", else: inspect(reason))
-    )
-
-    {:failed, {:error, :worker_crashed}, nil}
-  end
-
-  defp answer({:reply, {:ok, bytes, {handle, format, width, height}, term}}, pool, node, inc, op)
-       when is_integer(handle) and op not in @no_image do
-    {:served,
-     {:ok, bytes, {{:mirage_node, pool, node, inc, handle}, format, width, height}, term}, handle}
-  end
-
-  defp answer({:reply, {:ok, _bytes, image, _term} = reply}, _pool, _node, _inc, op)
-       when image != nil do
-    Logger.error(
-      "Mirage.Node: unexpected image in the answer to #{inspect(op)}: " <>
-        inspect(reply, limit: 8, printable_limit: 80)
-    )
-
-    {:served, {:error, :internal_error}, nil}
-  end
-
-  # Everything else is checked by Mirage.Transport.result/2.
-  defp answer({:reply, reply}, _pool, _node, _inc, _op), do: {:served, reply, nil}
 
   @doc "Releases a held image; `:ok` also when it or its worker is gone."
   @spec release(handle()) :: :ok

@@ -5,10 +5,10 @@ defmodule Mirage.Node.Pool do
   for each call and remembers which process owns which held image. See
   `Mirage.Node` for the configuration and the rules callers see.
 
-  The pool carries no image data: a call is made by a short-lived process of the
-  caller's (`Mirage.Node.call/4`) that asks the pool for a worker (`checkout/3`),
-  sends the request straight to that node and tells the pool when it is done
-  (`checkin/4`).
+  A call (`Mirage.Node.call/4`) asks the pool to `run/4` it: the pool picks the
+  worker and hands the request to an idle runner (`Mirage.Node.Runner`, reused from
+  call to call), which sends it to that node, answers the caller and tells the pool
+  when it is done (`checkin/4`).
   """
   use GenServer
   require Logger
@@ -97,22 +97,21 @@ defmodule Mirage.Node.Pool do
   end
 
   @doc """
-  A worker for a call: `target` is the place of the image the call works on (it
-  must run there), or `nil` for any worker (the connected one with the fewest
-  calls in flight). Waits while workers are still starting, at most `timeout` ms.
-  The calling process counts as in flight on that worker until `checkin/4` or
-  its exit.
+  Runs a call: `target` is the place of the image the call works on (it must run
+  there), or `nil` for any worker (the connected one with the fewest calls in
+  flight). `job` is `{ref, op, request}`; the runner answers the calling process
+  `{ref, reply}`. Waits while workers are still starting, at most `timeout` ms.
   """
-  @spec checkout(GenServer.server(), target() | nil, timeout()) ::
-          {:ok, node(), reference()} | {:error, :not_distributed | :worker_crashed | :timeout}
-  def checkout(pool, target, timeout) do
-    GenServer.call(pool, {:checkout, target, timeout}, :infinity)
+  @spec run(GenServer.server(), target() | nil, timeout(), {reference(), atom(), tuple()}) ::
+          {:ok, pid()} | {:error, :not_distributed | :worker_crashed | :timeout}
+  def run(pool, target, timeout, job) do
+    GenServer.call(pool, {:run, target, timeout, job}, :infinity)
   catch
     :exit, _ -> {:error, :worker_crashed}
   end
 
   @doc """
-  Ends a checkout. `outcome` is `:served` or `:failed`; `image` is the Python
+  Ends a runner's call. `outcome` is `:served` or `:failed`; `image` is the Python
   handle of an image the call produced and `owner` the process it belongs to
   (`nil` when nobody will use it: it is released at once).
   """
@@ -153,9 +152,10 @@ defmodule Mirage.Node.Pool do
       warned: false,
       slots: %{},
       ports: %{},
-      # proxy pid -> {monitor, node}
-      checkouts: %{},
-      # parked checkouts: [{from, proxy, timer}]
+      # runner pid -> node, for the runners busy with a call
+      busy: %{},
+      idle: [],
+      # parked calls: [{from, job, timer}]
       waiting: [],
       # {node, incarnation, handle} -> owner
       held: %{},
@@ -232,7 +232,7 @@ defmodule Mirage.Node.Pool do
   end
 
   @impl true
-  def handle_call({:checkout, target, timeout}, {proxy, _} = from, state) do
+  def handle_call({:run, target, timeout, job}, {caller, _} = from, state) do
     state = start(state)
 
     cond do
@@ -244,7 +244,8 @@ defmodule Mirage.Node.Pool do
 
         case state.slots[node] do
           %Slot{conn: :up, incarnation: ^incarnation} ->
-            {:reply, {:ok, node, incarnation}, check_out(state, proxy, node)}
+            {runner, state} = dispatch(state, node, caller, job)
+            {:reply, {:ok, runner}, state}
 
           _ ->
             # The connection that held the image is gone, and the image with it.
@@ -257,21 +258,22 @@ defmodule Mirage.Node.Pool do
             if pending?(state) do
               timer =
                 if timeout != :infinity,
-                  do: Process.send_after(self(), {:wait_over, proxy}, timeout)
+                  do: Process.send_after(self(), {:wait_over, from}, timeout)
 
-              {:noreply, %{state | waiting: state.waiting ++ [{from, proxy, timer}]}}
+              {:noreply, %{state | waiting: state.waiting ++ [{from, job, timer}]}}
             else
               {:reply, {:error, :worker_crashed}, state}
             end
 
           node ->
-            {:reply, {:ok, node, state.slots[node].incarnation}, check_out(state, proxy, node)}
+            {runner, state} = dispatch(state, node, caller, job)
+            {:reply, {:ok, runner}, state}
         end
     end
   end
 
-  def handle_call({:checkin, proxy, outcome, image, owner}, _from, state) do
-    {node, state} = check_in(state, proxy, outcome)
+  def handle_call({:checkin, runner, outcome, image, owner}, _from, state) do
+    {node, state} = check_in(state, runner, outcome)
     {:reply, :ok, hold(state, node, image, owner)}
   end
 
@@ -297,8 +299,8 @@ defmodule Mirage.Node.Pool do
   def handle_call(:live_handles, _from, state), do: {:reply, map_size(state.held), state}
 
   @impl true
-  def handle_cast({:checkin, proxy, outcome}, state) do
-    {_node, state} = check_in(state, proxy, outcome)
+  def handle_cast({:checkin, runner, outcome}, state) do
+    {_node, state} = check_in(state, runner, outcome)
     {:noreply, state}
   end
 
@@ -397,19 +399,20 @@ defmodule Mirage.Node.Pool do
     {:noreply, advance(state, node)}
   end
 
-  def handle_info({:wait_over, proxy}, state) do
-    {over, waiting} = Enum.split_with(state.waiting, fn {_, p, _} -> p == proxy end)
+  def handle_info({:wait_over, from}, state) do
+    {over, waiting} = Enum.split_with(state.waiting, fn {f, _, _} -> f == from end)
     for {from, _, _} <- over, do: GenServer.reply(from, {:error, :timeout})
     {:noreply, %{state | waiting: waiting}}
   end
 
-  def handle_info({:DOWN, monitor, :process, pid, _}, state) do
-    state =
-      case state.checkouts do
-        %{^pid => {^monitor, _node}} -> elem(check_in(state, pid, :failed), 1)
-        _ -> state
-      end
+  def handle_info({:EXIT, pid, reason}, state) when is_pid(pid) do
+    # A runner died (a bug): its call, if any, is over; its caller sees the DOWN.
+    if reason != :normal, do: Logger.error("Mirage.Node: a runner exited: #{inspect(reason)}")
+    {_node, state} = check_in(state, pid, :failed)
+    {:noreply, %{state | idle: List.delete(state.idle, pid)}}
+  end
 
+  def handle_info({:DOWN, monitor, :process, pid, _}, state) do
     state =
       case state.owners do
         %{^pid => {^monitor, keys}} -> release_keys(state, MapSet.to_list(keys))
@@ -505,11 +508,12 @@ defmodule Mirage.Node.Pool do
   end
 
   defp serve_waiting(state) do
-    Enum.reduce(state.waiting, %{state | waiting: []}, fn {from, proxy, timer}, state ->
+    Enum.reduce(state.waiting, %{state | waiting: []}, fn {{caller, _} = from, job, timer},
+                                                          state ->
       if timer, do: Process.cancel_timer(timer)
-      node = least_loaded(state)
-      GenServer.reply(from, {:ok, node, state.slots[node].incarnation})
-      check_out(state, proxy, node)
+      {runner, state} = dispatch(state, least_loaded(state), caller, job)
+      GenServer.reply(from, {:ok, runner})
+      state
     end)
   end
 
@@ -526,23 +530,30 @@ defmodule Mirage.Node.Pool do
     end
   end
 
-  defp check_out(state, proxy, node) do
+  # Hands the call to an idle runner (a new one if none is idle).
+  defp dispatch(state, node, caller, {ref, op, request}) do
+    {runner, idle} =
+      case state.idle do
+        [runner | idle] -> {runner, idle}
+        [] -> {Mirage.Node.Runner.start_link(state.name), []}
+      end
+
     slot = state.slots[node]
-    state = put_in(state.checkouts[proxy], {Process.monitor(proxy), node})
-    put_slot(state, %{slot | in_flight: slot.in_flight + 1})
+    send(runner, {:job, caller, ref, node, slot.incarnation, op, request})
+    state = %{state | idle: idle, busy: Map.put(state.busy, runner, node)}
+    {runner, put_slot(state, %{slot | in_flight: slot.in_flight + 1})}
   end
 
-  defp check_in(state, proxy, outcome) do
-    case Map.pop(state.checkouts, proxy) do
+  defp check_in(state, runner, outcome) do
+    case Map.pop(state.busy, runner) do
       {nil, _} ->
         {nil, state}
 
-      {{monitor, node}, checkouts} ->
-        Process.demonitor(monitor, [:flush])
+      {node, busy} ->
         slot = state.slots[node]
         served = if outcome == :served, do: slot.served + 1, else: slot.served
         slot = %{slot | in_flight: slot.in_flight - 1, served: served}
-        {node, put_slot(%{state | checkouts: checkouts}, slot)}
+        {node, put_slot(%{state | busy: busy, idle: [runner | state.idle]}, slot)}
     end
   end
 

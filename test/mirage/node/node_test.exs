@@ -68,6 +68,20 @@ defmodule Mirage.NodeTest do
     end
   end
 
+  describe "runners" do
+    test "are reused: sequential calls from many processes come from a few pids" do
+      for _ <- 1..30 do
+        assert {:ok, nil, nil, %{read: _}} = Task.await(Task.async(fn -> call(:formats, nil) end))
+      end
+
+      # The pool's links: its supervisor, the workers' ports and its runners. The
+      # worker remembers each sender pid for the connection's life, so this stays
+      # at the peak of concurrent calls (two in these tests), not one per call.
+      {:links, links} = Process.info(Process.whereis(@pool), :links)
+      assert (Enum.count(links, &is_pid/1) - 1) in 1..3
+    end
+  end
+
   describe "a worker that dies" do
     test "answers :worker_crashed to its callers only, and is started and used again",
          %{big: big} do
