@@ -52,7 +52,8 @@ defmodule Mirage.Node.Pool do
   @doc """
   Starts a pool. Options override `config :mirage, :node` (see `Mirage.Node`), plus
   `:name` (default `Mirage.Node.Pool`) and `:prefix`, the start of the spawned
-  workers' names (default `mirage_<this node's name>_`).
+  workers' names (default `mirage_<this node's name>_` for the default pool, with
+  the pool's name added for others).
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts \\ []) do
@@ -174,7 +175,7 @@ defmodule Mirage.Node.Pool do
       cookie = cookie(state.config)
       alive = node() |> Atom.to_string() |> String.split("@") |> hd()
       host = node() |> Atom.to_string() |> String.split("@") |> List.last()
-      prefix = Keyword.get(state.config, :prefix, "mirage_#{alive}_")
+      prefix = Keyword.get_lazy(state.config, :prefix, fn -> prefix(state.name, alive) end)
 
       spawned =
         for i <- 1..state.config[:spawn]//1,
@@ -212,6 +213,14 @@ defmodule Mirage.Node.Pool do
     )
 
     %{state | warned: true}
+  end
+
+  # The default pool's workers are mirage_<vm>_<i>; another pool's carry its name too,
+  # so that two pools of one VM never ask EPMD for the same name.
+  defp prefix(__MODULE__, alive), do: "mirage_#{alive}_"
+
+  defp prefix(name, alive) do
+    "mirage_#{alive}_#{String.replace(inspect(name), ~r/[^A-Za-z0-9_-]/, "_")}_"
   end
 
   defp cookie(config) do

@@ -225,7 +225,10 @@ defmodule Mirage.NodeTest do
 
       try do
         assert_ready(worker)
-        start_supervised!({Pool, name: :wrong_cookie_pool, nodes: [name]}, id: :wrong)
+
+        start_supervised!({Pool, name: :wrong_cookie_pool, nodes: [name], spawn: 0},
+          id: :wrong
+        )
 
         capture_log(fn ->
           args = args()
