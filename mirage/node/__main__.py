@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-queue",
         type=int,
         default=0,
-        help="calls queued or running at most; more answer overloaded (default: 16 per job)",
+        help="calls queued or running at most; more answer overloaded (default: 64 per job)",
     )
     p.add_argument(
         "--connect", action="append", default=[], metavar="NODE", help="dial NODE at start-up"

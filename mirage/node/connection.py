@@ -11,7 +11,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from mirage import etf
 from mirage.etf import Atom, Pid
@@ -40,15 +40,21 @@ _EMPTY = Atom("")
 
 #: Receives (connection, sender pid, registered name, the message's ETF bytes).
 Deliver = Callable[["Connection", Pid, Atom, bytes], None]
+#: A packet's body as consecutive parts (large binaries are parts of their own).
+Parts = Sequence[bytes | bytearray | memoryview]
+# Control messages are small: they are decoded from this much of a packet first, so
+# that a large message is not copied just to read the control message before it.
+_CONTROL_PEEK = 4096
 
 
 class ProtocolError(Exception):
     """The peer broke the framing or sent a packet this node cannot read."""
 
 
-def send_packet(to: Pid, message: object) -> bytes:
+def send_packet(to: Pid, message: object) -> Parts:
     """The body of a SEND of ``message`` to ``to`` (ETF-encoded here, in the caller's thread)."""
-    return bytes((PASS_THROUGH,)) + etf.encode((SEND, _EMPTY, to)) + etf.encode(message)
+    head = bytes((PASS_THROUGH,)) + etf.encode((SEND, _EMPTY, to))
+    return [head, *etf.encode_parts(message)]
 
 
 class Connection:
@@ -79,18 +85,17 @@ class Connection:
 
     # --- sending ----------------------------------------------------------------------
 
-    def write(self, body: bytes) -> None:
+    def write(self, parts: Parts) -> None:
         """Send one packet (loop thread only); dropped once the connection is closed."""
         if self.closed:
             return
-        self.writer.write(struct.pack(">I", len(body)) + body)
+        size = sum(memoryview(part).nbytes for part in parts)
+        self.writer.writelines([struct.pack(">I", size), *parts])
         self._last_sent = time.monotonic()
 
-    def send(self, control: tuple[object, ...], message: object = None) -> None:
-        body = bytes((PASS_THROUGH,)) + etf.encode(control)
-        if control[0] in (SEND, REG_SEND):
-            body += etf.encode(message)
-        self.write(body)
+    def send(self, control: tuple[object, ...]) -> None:
+        """Send a control message that has no message part."""
+        self.write([bytes((PASS_THROUGH,)) + etf.encode(control)])
 
     def _tick(self) -> None:
         if not self.closed:
@@ -150,9 +155,12 @@ class Connection:
         if body[0] != PASS_THROUGH:
             raise ProtocolError(f"packet type {body[0]} (only pass-through is negotiated)")
         try:
-            control, size = etf.decode_prefix(body[1:], improper_lists=True)
-        except etf.DecodeError as exc:
-            raise ProtocolError(f"unreadable control message: {exc}") from None
+            control, size = etf.decode_prefix(body[1 : 1 + _CONTROL_PEEK], improper_lists=True)
+        except etf.DecodeError:
+            try:  # larger than the peek, or broken
+                control, size = etf.decode_prefix(body[1:], improper_lists=True)
+            except etf.DecodeError as exc:
+                raise ProtocolError(f"unreadable control message: {exc}") from None
         if not (isinstance(control, tuple) and control and type(control[0]) is int):
             raise ProtocolError(f"control message is not an operation: {control!r:.200}")
         op = control[0]

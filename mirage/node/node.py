@@ -54,7 +54,7 @@ class Node:
         self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="mirage-job")
         if backend is None:
             backend = ServerBackend(Service(config.max_handles, config.max_bytes))
-        self.requests = RequestServer(backend, self.pool, config.max_queue or 16 * jobs)
+        self.requests = RequestServer(backend, self.pool, config.max_queue or 64 * jobs)
         self.connections: dict[str, Connection] = {}
         self.creation = 0
         self.port = 0

@@ -29,7 +29,7 @@ from mirage import etf
 from mirage.errors import Overloaded
 from mirage.etf import Atom, Pid
 from mirage.node.backend import INTERNAL_ERROR, Backend
-from mirage.node.connection import Connection, send_packet
+from mirage.node.connection import Connection, Parts, send_packet
 
 log = logging.getLogger("mirage.node")
 
@@ -97,7 +97,8 @@ class RequestServer:
             self._net_kernel(conn, data)
             return
         try:
-            message = etf.decode(data, improper_lists=True)
+            # views: a source image is not copied again, it stays a view of ``data``.
+            message = etf.decode(data, views=True, improper_lists=True)
         except etf.DecodeError as exc:
             caller = caller_of(data)
             log.warning("unreadable message from %s: %s", sender, exc)
@@ -141,7 +142,7 @@ class RequestServer:
         future = self.pool.submit(self._work, caller, tag, *parsed)
         loop = asyncio.get_running_loop()
 
-        def finished(done: Future[bytes]) -> None:
+        def finished(done: Future[Parts]) -> None:
             try:
                 loop.call_soon_threadsafe(self._done, conn, caller, tag, done)
             except RuntimeError:
@@ -149,7 +150,7 @@ class RequestServer:
 
         future.add_done_callback(finished)
 
-    def _work(self, caller: Pid, tag: object, op: Any, source: object, args: Any) -> bytes:
+    def _work(self, caller: Pid, tag: object, op: Any, source: object, args: Any) -> Parts:
         # Pool thread: the work and the reply's encoding both stay off the loop.
         reply = self.backend.call(op, source, args, caller)
         try:
@@ -158,7 +159,7 @@ class RequestServer:
             log.exception("reply to %s for %s is not encodable", caller, op)
             return send_packet(caller, (tag, INTERNAL_ERROR))
 
-    def _done(self, conn: Connection, caller: Pid, tag: object, done: Future[bytes]) -> None:
+    def _done(self, conn: Connection, caller: Pid, tag: object, done: Future[Parts]) -> None:
         self.in_flight -= 1
         if done.cancelled():
             return

@@ -128,3 +128,10 @@ def test_silent_peer_is_dropped_after_net_ticktime() -> None:
     closed, ticks = asyncio.run(silent())
     # It ticked while waiting (nothing else to send), then gave up on the peer.
     assert closed and ticks and set(ticks) == {b"\0\0\0\0"}
+
+
+def test_control_message_larger_than_the_peek_is_read_whole() -> None:
+    token = b"t" * 10_000  # REG_SEND_TT's trace token: any term
+    send = packet((16, THEM, Atom(""), Atom("mirage"), token), (1, 2), with_message=True)
+    _, delivered, _ = asyncio.run(exchange([send]))
+    assert delivered == [(THEM, Atom("mirage"), etf.encode((1, 2)))]

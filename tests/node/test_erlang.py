@@ -299,3 +299,23 @@ def test_losing_epmd_stops_the_node(cookie_file: Path, tmp_path: Path) -> None:
             stop(node.proc)
     finally:
         stop(epmd)
+
+
+def test_concurrent_callers_each_get_their_own_reply(
+    node: PyNode, epmd_port: int, tmp_path: Path
+) -> None:
+    sources = tmp_path / "sizes"
+    sources.mkdir()
+    for width in range(1, 61):
+        gradient((width, 3)).save(sources / f"{width}.png")
+    reply = erl(
+        f"M = {{mirage, {node.atom}}}, Self = self(), "
+        "Ws = lists:seq(1, 60), "
+        "[spawn(fun() -> "
+        f'  {{ok, Bin}} = file:read_file("{sources}/" ++ integer_to_list(W) ++ ".png"), '
+        f"  {{ok, nil, nil, Info}} = gen_server:call(M, {{call, info, Bin, #{{{LIMITS}}}}}), "
+        "  Self ! {W, maps:get(width, Info)} end) || W <- Ws], "
+        "[receive {W, Got} -> Got after 30000 -> timeout end || W <- Ws]",
+        epmd_port,
+    )
+    assert reply == list(range(1, 61))

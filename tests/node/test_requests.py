@@ -13,7 +13,7 @@ import pytest
 from mirage import etf
 from mirage.etf import Atom, ImproperList, Pid, Reference
 from mirage.node.backend import INTERNAL_ERROR, ServerBackend
-from mirage.node.connection import PASS_THROUGH, SEND
+from mirage.node.connection import PASS_THROUGH, SEND, Parts
 from mirage.node.requests import (
     GEN_CALL,
     GEN_CAST,
@@ -41,7 +41,8 @@ class FakeConnection:
     closed: bool = False
     sent: list[tuple[Pid, Any]] = field(default_factory=list)
 
-    def write(self, body: bytes) -> None:
+    def write(self, parts: Parts) -> None:
+        body = b"".join(parts)
         assert body[0] == PASS_THROUGH
         control, size = etf.decode_prefix(body[1:])
         assert isinstance(control, tuple) and control[0] == SEND
