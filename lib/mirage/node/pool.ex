@@ -112,11 +112,18 @@ defmodule Mirage.Node.Pool do
   end
 
   @doc """
-  Ends a runner's call. `outcome` is `:served` or `:failed`; `image` is the Python
-  handle of an image the call produced and `owner` the process it belongs to
+  Ends a runner's call. `outcome` is `:served` or `:failed`; `image` is
+  `{incarnation, python_handle}` of an image the call produced (the connection it
+  was made on) and `owner` the process it belongs to
   (`nil` when nobody will use it: it is released at once).
   """
-  @spec checkin(GenServer.server(), :served | :failed, integer() | nil, pid() | nil) :: :ok
+  @spec checkin(
+          GenServer.server(),
+          :served | :failed,
+          {reference(), integer()} | nil,
+          pid() | nil
+        ) ::
+          :ok
   def checkin(pool, outcome, nil, _owner), do: GenServer.cast(pool, {:checkin, self(), outcome})
 
   def checkin(pool, outcome, image, owner) do
@@ -566,9 +573,10 @@ defmodule Mirage.Node.Pool do
     end
   end
 
-  defp hold(state, node, handle, owner) do
+  # An image made on a connection that has dropped since is gone already.
+  defp hold(state, node, {incarnation, handle}, owner) do
     case state.slots[node] do
-      %Slot{conn: :up, incarnation: incarnation} when is_pid(owner) ->
+      %Slot{conn: :up, incarnation: ^incarnation} when is_pid(owner) ->
         key = {node, incarnation, handle}
         state = put_in(state.held[key], owner)
 
@@ -580,7 +588,7 @@ defmodule Mirage.Node.Pool do
             put_in(state.owners[owner], {Process.monitor(owner), MapSet.new([key])})
         end
 
-      %Slot{conn: :up} ->
+      %Slot{conn: :up, incarnation: ^incarnation} ->
         # Nobody will use it (the caller gave up or left): let it go now.
         cast(node, {:release, [handle]})
         state

@@ -72,7 +72,8 @@ defmodule Mirage.Node.Runner do
   defp answer({:reply, {:ok, bytes, {handle, format, width, height}, term}}, pool, node, inc, op)
        when is_integer(handle) and op not in @no_image do
     {:served,
-     {:ok, bytes, {{:mirage_node, pool, node, inc, handle}, format, width, height}, term}, handle}
+     {:ok, bytes, {{:mirage_node, pool, node, inc, handle}, format, width, height}, term},
+     {inc, handle}}
   end
 
   defp answer({:reply, {:ok, _bytes, image, _term} = reply}, _pool, _node, _inc, op)
