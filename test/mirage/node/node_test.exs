@@ -140,6 +140,40 @@ defmodule Mirage.NodeTest do
     end
   end
 
+  describe "a named worker started elsewhere" do
+    test "is connected once it is up, and again after it comes back" do
+      name = :"nodetest_#{System.pid()}_named@127.0.0.1"
+      start_supervised!({Pool, name: :named_pool, nodes: [name], spawn: 0}, id: :named)
+      formats = fn -> Mirage.Node.call(:named_pool, :formats, nil, args()) end
+
+      capture_log(fn ->
+        assert formats.() == {:error, :worker_crashed}
+        assert [%{node: ^name, connected: false, os_pid: nil}] = Mirage.Node.workers(:named_pool)
+
+        for round <- 1..2 do
+          {:ok, worker} = Worker.open(name, "127.0.0.1", Node.get_cookie(), [])
+
+          try do
+            assert_ready(worker)
+
+            Distributed.wait_until(fn ->
+              match?([%{connected: true}], Mirage.Node.workers(:named_pool))
+            end)
+
+            assert {:ok, nil, nil, %{read: _}} = formats.()
+            assert [%{served: ^round, spawned: false}] = Mirage.Node.workers(:named_pool)
+          after
+            Worker.stop(worker)
+          end
+
+          Distributed.wait_until(fn ->
+            match?([%{connected: false}], Mirage.Node.workers(:named_pool))
+          end)
+        end
+      end)
+    end
+  end
+
   describe "deadlines" do
     test "a call past its timeout answers :timeout; the late answer reaches nobody",
          %{big: big} do
