@@ -13,7 +13,7 @@ defmodule Bench.Node do
 
   def main do
     unless File.dir?(@shared), do: raise("bench needs #{@shared} (the benchmark images)")
-    distribute!()
+    started_epmd = distribute!()
     bytes = File.read!(Path.join(@shared, "bench-images/photo_12mp.jpg"))
 
     {:ok, _} = Mirage.Node.Pool.start_link(name: :bench_one, spawn: 1, prefix: "bench_one_")
@@ -53,6 +53,11 @@ defmodule Bench.Node do
     | throughput, 2 workers x 2 callers / 1 x 1 | #{fmt(scaling)}x | >= 1.7x |
     | round trip of formats/1 through :node | #{round(trivial)} µs | |
     """)
+
+    # Leave nothing running: the workers, then EPMD if this run started it.
+    Enum.each([:bench_one, :bench_two], &GenServer.stop/1)
+    Node.stop()
+    if started_epmd, do: System.cmd("epmd", ["-kill"], stderr_to_stdout: true)
   end
 
   defp thumbnail(pool, bytes) do
@@ -94,11 +99,15 @@ defmodule Bench.Node do
 
   defp fmt(ratio), do: :erlang.float_to_binary(ratio / 1, decimals: 2)
 
+  # Whether this run started EPMD.
   defp distribute! do
-    unless Node.alive?() do
+    if Node.alive?() do
+      false
+    else
       {_, status} = System.cmd("epmd", ["-names"], stderr_to_stdout: true)
       if status != 0, do: {_, 0} = System.cmd("epmd", ["-daemon"])
       {:ok, _} = Node.start(:"mirage_bench_#{System.pid()}@127.0.0.1", :longnames)
+      status != 0
     end
   end
 
