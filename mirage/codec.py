@@ -200,7 +200,7 @@ def resizable(im: PILImage.Image) -> PILImage.Image:
 def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
     """Write ``frames`` as ``fmt``; all frames when the format animates, else the first."""
     images = frames.images if fmt in ANIMATED else frames.images[:1]
-    images = tuple(_writable(im, fmt) for im in images)
+    images = tuple(_private(_writable(im, fmt)) for im in images)
     params: dict[str, object] = {**_params(fmt, options), **options.extra}
     if len(images) > 1:
         params.update(save_all=True, append_images=list(images[1:]))
@@ -220,6 +220,21 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
         if raised_by_mirage(exc) and not isinstance(exc, MemoryError):
             raise  # a bug, not bad data
         raise classify(exc, "encode") from exc
+
+
+def _private(im: PILImage.Image) -> PILImage.Image:
+    """An image object of this call's own to save, sharing the pixels read-only.
+
+    ``save()`` stores the call's options on the image it saves (``encoderinfo``,
+    merged into the next save, and ``encoderconfig``, read while the GIL is released),
+    and plugins add to them: saving a shared image from two threads mixes their options,
+    and what is left behind leaks into later saves. A fresh object over the same pixel
+    core keeps all of that per call. A palette lives in the core and may be rewritten
+    when saving, so palette images are copied whole (one byte a pixel).
+    """
+    if im.mode in ("P", "PA"):
+        return im.copy()
+    return im._new(im.im)
 
 
 def _writable(im: PILImage.Image, fmt: str) -> PILImage.Image:
