@@ -131,10 +131,16 @@ def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
         im.fp = None  # loaded: drop the file, which may borrow the caller's buffer
         return Frames((_without_info(_as_stored(im, tagged)),))
     images, durations = [], []
+    screen = im.size
     for index in range(count):
         im.seek(index)
         im.load()
-        images.append(_without_info(resizable(im).copy()))
+        frame = resizable(im)
+        # Pillow grows a GIF's canvas when a later frame reaches past it; every frame
+        # is cut to the canvas the header declared (the GIF's logical screen), so all
+        # frames share the size the image reports.
+        fitted = frame.crop((0, 0, *screen)) if frame.size != screen else frame.copy()
+        images.append(_without_info(fitted))
         durations.append(int(im.info.get("duration", 0) or 0))
     loop = im.info.get("loop")
     return Frames(tuple(images), tuple(durations), loop if isinstance(loop, int) else None)

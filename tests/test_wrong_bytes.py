@@ -5,6 +5,7 @@ agree; colours and sizes are exactly the ones asked for; output is reproducible.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image as PILImage
 
 from mirage.image import Image, crop, from_bytes, thumbnail, to_bytes
-from tests.conftest import encode, gradient
+from tests.conftest import CORPUS, encode, gradient, is_close, requires_corpus
 
 # One option set per encoder path, including the ones that leave state behind on the
 # image they save in Pillow (quality/progressive in encoderconfig, compress_level and
@@ -112,3 +113,86 @@ def test_palette_frames_are_saved_from_a_copy() -> None:
     with codec.encode(frames, "gif", codec.EncodeOptions()) as out:
         assert len(out) > 0
     assert im.getpalette() == palette and not hasattr(im, "encoderinfo")
+
+
+# --- animations whose later frames reach past the canvas ------------------------------------
+
+
+def _descriptors(gif: bytes) -> list[int]:
+    """Offsets of a GIF's image descriptors (0x2C blocks)."""
+    pos, flags, found = 13, gif[10], []
+    if flags & 0x80:
+        pos += 3 * (2 << (flags & 7))
+    while gif[pos] != 0x3B:
+        if gif[pos] == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        else:
+            found.append(pos)
+            local = gif[pos + 9]
+            pos += 10 + (3 * (2 << (local & 7)) if local & 0x80 else 0) + 1
+        while gif[pos]:
+            pos += gif[pos] + 1
+        pos += 1
+    return found
+
+
+def extending_gif() -> bytes:
+    """100x100 red, then a 100x100 blue frame placed at (50, 50): past the canvas."""
+    red = PILImage.new("RGB", (100, 100), (255, 0, 0))
+    blue = PILImage.new("RGB", (100, 100), (0, 0, 255))
+    data = bytearray(
+        encode(red, "GIF", save_all=True, append_images=[blue], duration=[100, 200], loop=0)
+    )
+    second = _descriptors(bytes(data))[1]
+    data[second + 1 : second + 5] = (50).to_bytes(2, "little") * 2
+    return bytes(data)
+
+
+def _frames(data: bytes) -> list[PILImage.Image]:
+    im = PILImage.open(io.BytesIO(data))
+    out = []
+    for index in range(getattr(im, "n_frames", 1)):
+        im.seek(index)
+        out.append(im.convert("RGBA"))
+    return out
+
+
+def test_the_extending_gif_really_extends() -> None:
+    # The fixture is what it claims: Pillow grows the canvas to 150x150 at frame 1.
+    im = PILImage.open(io.BytesIO(extending_gif()))
+    assert im.size == (100, 100)
+    im.seek(1)
+    assert im.size == (150, 150)
+
+
+@pytest.mark.parametrize("fmt", ["gif", "png", "webp"])
+def test_frames_past_the_canvas_are_cut_to_it(fmt: str) -> None:
+    image = from_bytes(extending_gif())
+    assert (image.width, image.height, image.frames) == (100, 100, 2)
+    frames = _frames(to_bytes(image, format=fmt))
+    # Every frame kept, at the size the image reports, showing what a browser shows:
+    # frame 1 is red with the part of the blue frame that falls on the canvas.
+    assert [f.size for f in frames] == [(100, 100)] * 2
+    assert all(f.getpixel((25, 25))[2] < 10 for f in frames)
+    assert frames[0].getpixel((75, 75))[2] < 10
+    assert is_close(frames[1].getpixel((75, 75)), (0, 0, 255, 255), 4)
+
+
+def test_thumbnail_of_frames_past_the_canvas() -> None:
+    data, image = thumbnail(extending_gif(), 50, 50, format="gif")
+    frames = _frames(data)
+    assert (image.width, image.height, image.frames) == (50, 50, 2)
+    assert [f.size for f in frames] == [(50, 50)] * 2
+    assert is_close(frames[1].getpixel((12, 12)), (255, 0, 0, 255), 4)
+    assert is_close(frames[1].getpixel((40, 40)), (0, 0, 255, 255), 4)
+
+
+@requires_corpus
+@pytest.mark.parametrize("name", ["test_extents.gif", "test_extents_transparency.gif"])
+@pytest.mark.parametrize("fmt", ["gif", "png", "webp"])
+def test_pillow_extents_files(name: str, fmt: str) -> None:
+    image = from_bytes((CORPUS / "gif" / "pillow" / name).read_bytes())
+    frames = _frames(to_bytes(image, format=fmt))
+    # Both frames are the same red once cut to the canvas, so encoders may merge them
+    # (their durations added); whatever is written has the image's size.
+    assert {f.size for f in frames} == {(image.width, image.height)}
