@@ -551,7 +551,18 @@ def _rotate_free(
     colour = background if len(background) == 4 else (*background, 255)
     fill = PILImage.new("RGBA", (1, 1), colour).convert(im.mode).getpixel((0, 0))
     # Pillow turns counter-clockwise; Mirage, like ImageMagick and libvips, clockwise.
-    return im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    rotated = im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    partly_clear = isinstance(fill, tuple) and fill[-1] not in (0, 255)
+    if im.mode in ("RGBA", "LA") and partly_clear:
+        # Pillow rotates these modes premultiplied and takes the fill as premultiplied
+        # too, so a partly transparent colour comes out brightened. A pixel is either
+        # filled or computed from the source (never a blend of both), so the same
+        # rotation of a coverage mask marks exactly the pixels to paint.
+        covered = PILImage.new("L", im.size, 255).rotate(
+            -degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=0
+        )
+        rotated.paste(fill, mask=covered.point([255] + [0] * 255))
+    return rotated
 
 
 def _encode(

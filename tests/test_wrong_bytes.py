@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from mirage.image import Image, crop, from_bytes, thumbnail, to_bytes
-from tests.conftest import CORPUS, encode, gradient, is_close, requires_corpus
+from mirage.image import Image, crop, from_bytes, rotate, thumbnail, to_bytes
+from tests.conftest import CORPUS, encode, gradient, is_close, open_bytes, requires_corpus
 
 # One option set per encoder path, including the ones that leave state behind on the
 # image they save in Pillow (quality/progressive in encoderconfig, compress_level and
@@ -196,3 +196,40 @@ def test_pillow_extents_files(name: str, fmt: str) -> None:
     # Both frames are the same red once cut to the canvas, so encoders may merge them
     # (their durations added); whatever is written has the image's size.
     assert {f.size for f in frames} == {(image.width, image.height)}
+
+
+# --- rotation backgrounds with alpha --------------------------------------------------------
+
+
+def _rotated_png(source: PILImage.Image, background: tuple[int, ...]) -> PILImage.Image:
+    image = from_bytes(encode(source, "PNG"))
+    return open_bytes(to_bytes(rotate(image, 45, background=background), format="png"))
+
+
+@pytest.mark.parametrize("background", [(10, 20, 30, 40), (200, 100, 50, 128), (9, 8, 7, 0)])
+def test_rgba_rotation_corners_are_the_colour_asked_for(background: tuple[int, ...]) -> None:
+    source = gradient((60, 40)).convert("RGBA")
+    got = _rotated_png(source, background)
+    assert got.mode == "RGBA"
+    for corner in (
+        (0, 0),
+        (got.width - 1, 0),
+        (0, got.height - 1),
+        (got.width - 1, got.height - 1),
+    ):
+        assert got.getpixel(corner) == background, corner
+    # The image itself is rotated as before: the centre is the source's centre colour.
+    assert is_close(got.getpixel((got.width // 2, got.height // 2)), source.getpixel((30, 20)), 6)
+
+
+def test_la_rotation_corner_is_the_colour_asked_for() -> None:
+    background = (10, 20, 30, 40)
+    got = _rotated_png(gradient((60, 40)).convert("LA"), background)
+    expected = PILImage.new("RGBA", (1, 1), background).convert("LA").getpixel((0, 0))
+    assert got.mode == "LA" and got.getpixel((0, 0)) == expected
+
+
+def test_opaque_and_clear_backgrounds_on_rgba_unchanged() -> None:
+    source = gradient((60, 40)).convert("RGBA")
+    assert _rotated_png(source, (10, 20, 30, 255)).getpixel((0, 0)) == (10, 20, 30, 255)
+    assert _rotated_png(source, (0, 0, 0, 0)).getpixel((0, 0)) == (0, 0, 0, 0)
