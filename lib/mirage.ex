@@ -143,7 +143,8 @@ defmodule Mirage do
   Options:
     * `:fit` - `:fill` (default: exactly `width` x `height`, scaled to cover and
       cropped), `:contain` (fits inside, aspect kept), `:cover` (covers the box,
-      aspect kept, not cropped) or `:exact` (stretched).
+      aspect kept, not cropped) or `:exact` (stretched). A side that comes out
+      at n.5 pixels rounds up: 512x257 contained in 256x256 is 256x129.
     * `:gravity` - what `:fill` keeps when cropping: `:center` (default),
       `:north`, `:south`, `:east`, `:west`, `:north_east`, `:north_west`,
       `:south_east`, `:south_west`, or `{x, y}` with both in `0..1`.

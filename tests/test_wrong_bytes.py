@@ -9,11 +9,13 @@ import io
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Any
 
 import pytest
 from PIL import Image as PILImage
 
+from mirage import geometry
 from mirage.image import Image, crop, from_bytes, rotate, thumbnail, to_bytes
 from tests.conftest import CORPUS, encode, gradient, is_close, open_bytes, requires_corpus
 
@@ -233,3 +235,41 @@ def test_opaque_and_clear_backgrounds_on_rgba_unchanged() -> None:
     source = gradient((60, 40)).convert("RGBA")
     assert _rotated_png(source, (10, 20, 30, 255)).getpixel((0, 0)) == (10, 20, 30, 255)
     assert _rotated_png(source, (0, 0, 0, 0)).getpixel((0, 0)) == (0, 0, 0, 0)
+
+
+# --- rounding: half up, exactly -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("src", "target", "fit", "size"),
+    [
+        ((512, 257), (256, 256), "contain", (256, 129)),  # 128.5
+        ((257, 512), (256, 256), "contain", (129, 256)),
+        ((512, 257), (256, 256), "fill", (256, 256)),
+        ((514, 257), (100, 200), "cover", (400, 200)),
+        ((20, 5), (2, 2), "contain", (2, 1)),  # 0.5 -> 1, also by the floor of 1
+        ((20, 10), (5, 5), "contain", (5, 3)),  # 2.5 -> 3 (half to even gives 2)
+        ((50, 10), (5, 5), "contain", (5, 1)),
+        ((50, 30), (5, 5), "contain", (5, 3)),  # 3.0 stays 3
+        # Exactly n.5, but n.4999... in floating point: 145 * (100 / 232).
+        ((232, 145), (100, 100), "contain", (100, 63)),
+        ((248, 155), (100, 100), "contain", (100, 63)),
+    ],
+    ids=str,
+)
+def test_sizes_on_a_half_round_up(
+    src: tuple[int, int], target: tuple[int, int], fit: geometry.Fit, size: tuple[int, int]
+) -> None:
+    assert geometry.plan(src, target, fit).size == size
+
+
+def test_round_half_up_rule() -> None:
+    halves = [Fraction(n, 2) for n in range(-1, 12)]
+    assert [geometry.round_half_up(h) for h in halves] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6]
+    assert geometry.round_half_up(Fraction(2499, 1000)) == 2
+
+
+def test_thumbnail_contain_rounds_half_up() -> None:
+    data, image = thumbnail(encode(gradient((512, 257)), "PNG"), 256, 256, fit="contain")
+    assert (image.width, image.height) == (256, 129)
+    assert open_bytes(data).size == (256, 129)
