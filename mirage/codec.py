@@ -7,7 +7,7 @@ Where the bytes are read from and written to (views, memfd or ``BytesIO``) is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image as PILImage
 from PIL import ImageFile, features
@@ -207,6 +207,7 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
     """Write ``frames`` as ``fmt``; all frames when the format animates, else the first."""
     images = frames.images if fmt in ANIMATED else frames.images[:1]
     images = tuple(_private(_writable(im, fmt)) for im in images)
+    options = replace(options, icc_profile=_profile_for(options.icc_profile, images[0].mode))
     params: dict[str, object] = {**_params(fmt, options), **options.extra}
     if len(images) > 1:
         params.update(save_all=True, append_images=list(images[1:]))
@@ -243,9 +244,37 @@ def _private(im: PILImage.Image) -> PILImage.Image:
     return im._new(im.im)
 
 
+# The colour space an ICC profile's header names (bytes 16-19), for each pixel mode.
+_PROFILE_SPACE = {
+    **dict.fromkeys(("RGB", "RGBA", "RGBX", "P", "PA"), b"RGB "),
+    **dict.fromkeys(("1", "L", "LA", "I", "I;16", "F"), b"GRAY"),
+    "CMYK": b"CMYK",
+    "LAB": b"Lab ",
+    "YCbCr": b"YCbr",
+}
+
+
+def _profile_for(icc: bytes | None, mode: str) -> bytes | None:
+    """The source's profile, unless it describes another colour space than ``mode``'s
+    (a CMYK or Lab source converted to RGB): such a profile would misdescribe the
+    pixels, and readers may reject the file."""
+    if icc is None:
+        return None
+    space = _PROFILE_SPACE.get(mode)
+    return icc if space is None or icc[16:20] == space else None
+
+
 def _writable(im: PILImage.Image, fmt: str) -> PILImage.Image:
+    """``im`` in a mode ``fmt`` can store. A conversion's ``info`` is dropped: Pillow's
+    Lab to RGB conversion attaches an sRGB profile stamped with the current time,
+    which would make the output differ from one run to the next (and untagged RGB
+    is sRGB to every reader anyway)."""
     if im.mode in _WRITABLE[fmt]:
         return im
+    return _without_info(_converted(im, fmt))
+
+
+def _converted(im: PILImage.Image, fmt: str) -> PILImage.Image:
     if im.mode == "I":
         # 16-bit sources are widened to I for resampling: back to 16 bits where the
         # format has them, else scaled (not clipped) to 8 bits.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -273,3 +274,48 @@ def test_thumbnail_contain_rounds_half_up() -> None:
     data, image = thumbnail(encode(gradient((512, 257)), "PNG"), 256, 256, fit="contain")
     assert (image.width, image.height) == (256, 129)
     assert open_bytes(data).size == (256, 129)
+
+
+# --- same input, same bytes -----------------------------------------------------------------
+
+
+def _lab_tiff() -> bytes:
+    return encode(gradient((40, 30)).convert("LAB"), "TIFF")
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_lab_source_gives_the_same_bytes_every_time(fmt: str) -> None:
+    first = to_bytes(from_bytes(_lab_tiff()), format=fmt)
+    # An ICC creation date has one-second resolution: let the clock move on.
+    time.sleep(1.05)
+    assert to_bytes(from_bytes(_lab_tiff()), format=fmt) == first
+    # No profile made up for the occasion (untagged RGB is sRGB).
+    assert "icc_profile" not in open_bytes(first).info
+
+
+@requires_corpus
+def test_corpus_lab_tiff_to_png_is_reproducible() -> None:
+    data = (CORPUS / "tiff" / "pillow" / "lab.tif").read_bytes()
+    first = to_bytes(from_bytes(data), format="png")
+    time.sleep(1.05)
+    assert to_bytes(from_bytes(data), format="png") == first
+
+
+def _profile(space: bytes) -> bytes:
+    # A profile header is 128 bytes; readers here look only at the colour space.
+    return b"\0" * 16 + space + b"\0" * 108
+
+
+def test_a_profile_for_another_colour_space_is_not_attached() -> None:
+    cmyk = encode(gradient((40, 30)).convert("CMYK"), "JPEG", icc_profile=_profile(b"CMYK"))
+    image = from_bytes(cmyk)
+    assert "icc_profile" not in open_bytes(to_bytes(image, format="png")).info
+    # Kept where the pixels stay CMYK.
+    assert open_bytes(to_bytes(image, format="jpg")).info["icc_profile"] == _profile(b"CMYK")
+
+
+def test_a_matching_profile_is_kept() -> None:
+    rgb = encode(gradient((40, 30)), "PNG", icc_profile=_profile(b"RGB "))
+    assert open_bytes(to_bytes(from_bytes(rgb), format="webp")).info["icc_profile"] == _profile(
+        b"RGB "
+    )
