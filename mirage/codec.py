@@ -12,16 +12,22 @@ from dataclasses import dataclass, field, replace
 from PIL import Image as PILImage
 from PIL import ImageFile, features
 
-from mirage import buffers
+from mirage import buffers, evidence
 from mirage.buffers import Data, Encoded
-from mirage.errors import TruncatedImage, UnsupportedImageFormat, classify, raised_by_mirage
+from mirage.errors import (
+    DecodeFailed,
+    InvalidDimensions,
+    MirageError,
+    TruncatedImage,
+    UnsupportedFeature,
+    UnsupportedImageFormat,
+    classify,
+    raised_by_mirage,
+)
 from mirage.formats import FORMATS, PILLOW_NAME
 
 # Bytes Pillow's plugins look at to recognise a format.
 _PREFIX = 16
-
-# Leading bytes too short for Pillow to recognise, but unmistakably a cut-off image.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
 # Modes with an alpha band ("LAB" has an "A" band that is a colour channel).
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -96,12 +102,37 @@ def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageF
         except Exception as exc:  # mapped to a reason below
             if raised_by_mirage(exc):
                 raise  # a bug, not bad data
-            if fp.tell() >= len(data):
-                raise TruncatedImage(f"header ends early: {exc}") from exc
-            raise classify(exc, "decode") from exc
-    if len(data) and any(sig.startswith(prefix) for sig in _SIGNATURES):
-        raise TruncatedImage("input is only the start of an image signature")
+            raise _header_error(fmt, data, fp, exc) from exc
+    if evidence.signature_only(data, allowed):
+        raise TruncatedImage("input is only the signature of an image")
     raise UnsupportedImageFormat("not an image in an allowed format")
+
+
+def _header_error(fmt: str, data: Data, fp: io.IOBase, exc: Exception) -> MirageError:
+    """The reason a plugin that recognised ``data`` could not read its header, decided
+    by what the header declares and whether the data ran out."""
+    if evidence.declares_zero_size(fmt, data):
+        return InvalidDimensions(f"the header declares a zero width or height: {exc}")
+    if evidence.unsupported_variant(fmt, data, exc):
+        return UnsupportedFeature(f"{type(exc).__name__}: {exc}")
+    if evidence.ran_out(fp, data):  # type: ignore[arg-type]
+        return TruncatedImage(f"header ends early: {exc}")
+    error = classify(exc, "decode")
+    return DecodeFailed(str(error)) if isinstance(error, TruncatedImage) else error
+
+
+def decode_error(im: ImageFile.ImageFile, fp: object, data: Data, exc: Exception) -> MirageError:
+    """The reason decoding pixels failed: truncated only if the decoder really read to
+    the end of the data, unsupported if a valid TIFF needs a codec this build lacks."""
+    error = classify(exc, "decode")
+    short = isinstance(exc, ValueError) and "not enough image data" in str(exc)
+    if isinstance(error, TruncatedImage) or short:
+        if evidence.ran_out(fp, data):  # type: ignore[arg-type]
+            return TruncatedImage(str(error))
+        return DecodeFailed(str(error))
+    if isinstance(error, DecodeFailed) and im.format == "TIFF" and evidence.tiff_codec_missing(im):
+        return UnsupportedFeature(f"TIFF compression not in this build: {error}")
+    return error
 
 
 def verify(data: Data, im: ImageFile.ImageFile, allowed: Sequence[str]) -> ImageFile.ImageFile:
