@@ -108,7 +108,7 @@ def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageF
     raise UnsupportedImageFormat("not an image in an allowed format")
 
 
-def _header_error(fmt: str, data: Data, fp: io.IOBase, exc: Exception) -> MirageError:
+def _header_error(fmt: str, data: Data, fp: object, exc: Exception) -> MirageError:
     """The reason a plugin that recognised ``data`` could not read its header, decided
     by what the header declares and whether the data ran out."""
     if evidence.declares_zero_size(fmt, data):

@@ -86,7 +86,8 @@ def plan(
     if fit != "fill":
         return Plan(full, scaled)
     size = (min(tw, scaled[0]), min(th, scaled[1]))
-    crop_w, crop_h = min(sw, size[0] / scale), min(sh, size[1] / scale)
+    crop_w: Fraction = min(Fraction(sw), size[0] / scale)
+    crop_h: Fraction = min(Fraction(sh), size[1] / scale)
     cx, cy = centering(gravity)
     left, top = float(sw - crop_w) * cx, float(sh - crop_h) * cy
     return Plan((left, top, left + float(crop_w), top + float(crop_h)), size)

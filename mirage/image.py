@@ -569,8 +569,7 @@ def _rotate_free(
     fill = PILImage.new("RGBA", (1, 1), colour).convert(im.mode).getpixel((0, 0))
     # Pillow turns counter-clockwise; Mirage, like ImageMagick and libvips, clockwise.
     rotated = im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
-    partly_clear = isinstance(fill, tuple) and fill[-1] not in (0, 255)
-    if im.mode in ("RGBA", "LA") and partly_clear:
+    if im.mode in ("RGBA", "LA") and isinstance(fill, tuple) and fill[-1] not in (0, 255):
         # Pillow rotates these modes premultiplied and takes the fill as premultiplied
         # too, so a partly transparent colour comes out brightened. A pixel is either
         # filled or computed from the source (never a blend of both), so the same
