@@ -94,7 +94,14 @@ defmodule Mirage.Transport do
   """
   @callback children() :: [Supervisor.child_spec() | {module(), term()} | module()]
 
-  @optional_callbacks children: 0
+  @doc """
+  Whether `term` has the shape of a handle this transport makes (a cheap check in
+  the caller's process, no call to the core). `Mirage` refuses a struct whose
+  resource fails it, so a forged resource never reaches the core. Default: any term.
+  """
+  @callback handle?(term()) :: boolean()
+
+  @optional_callbacks children: 0, handle?: 1
 
   @doc """
   The transports this build has, by name.
@@ -136,6 +143,29 @@ defmodule Mirage.Transport do
   end
 
   def module(_other), do: :error
+
+  @doc false
+  # Whether an image struct's fields name a transport and a handle it could have made.
+  @spec check_handle(term(), term()) :: :ok | {:error, String.t()}
+  def check_handle(transport, handle) do
+    cond do
+      not known?(transport) ->
+        {:error, "its transport, #{inspect(transport, limit: 5)}, is not a Mirage transport"}
+
+      function_exported?(transport, :handle?, 1) and not transport.handle?(handle) ->
+        {:error,
+         "its resource, #{inspect(handle, limit: 5, printable_limit: 40)}, " <>
+           "is not an image of #{inspect(transport)}"}
+
+      true ->
+        :ok
+    end
+  end
+
+  @modules Map.values(@transports)
+
+  defp known?(module) when module in @modules, do: true
+  defp known?(module), do: match?({:ok, ^module}, module(module))
 
   @doc false
   @spec expected() :: String.t()
