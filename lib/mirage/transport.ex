@@ -97,7 +97,8 @@ defmodule Mirage.Transport do
   @doc """
   Whether `term` has the shape of a handle this transport makes (a cheap check in
   the caller's process, no call to the core). `Mirage` refuses a struct whose
-  resource fails it, so a forged resource never reaches the core. Default: any term.
+  resource fails it, so a forged resource never reaches the core. Default: any term
+  but a binary or `nil` (neither is ever a handle).
   """
   @callback handle?(term()) :: boolean()
 
@@ -152,7 +153,7 @@ defmodule Mirage.Transport do
       not known?(transport) ->
         {:error, "its transport, #{inspect(transport, limit: 5)}, is not a Mirage transport"}
 
-      function_exported?(transport, :handle?, 1) and not transport.handle?(handle) ->
+      not handle_shape?(transport, handle) ->
         {:error,
          "its resource, #{inspect(handle, limit: 5, printable_limit: 40)}, " <>
            "is not an image of #{inspect(transport)}"}
@@ -160,6 +161,14 @@ defmodule Mirage.Transport do
       true ->
         :ok
     end
+  end
+
+  # A transport's own check when it has one; whatever it says, bytes and nil are
+  # never a handle (a binary would otherwise pass for image bytes).
+  defp handle_shape?(_transport, handle) when is_binary(handle) or is_nil(handle), do: false
+
+  defp handle_shape?(transport, handle) do
+    not function_exported?(transport, :handle?, 1) or transport.handle?(handle)
   end
 
   @modules Map.values(@transports)
