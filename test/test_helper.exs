@@ -10,8 +10,10 @@ exclude =
     [:shared]
   end
 
+# :corpus_full runs every corpus file (decompression bombs included): mix test
+# --include corpus_full.
 # capture_log: Python warnings about corrupt files show only for failing tests.
-ExUnit.start(exclude: exclude, capture_log: true)
+ExUnit.start(exclude: [:corpus_full | exclude], capture_log: true)
 
 # The node transport's tests need a distributed VM (and EPMD): set up here, once,
 # before the test files compile; where it cannot be, those tests skip with the reason.

@@ -22,6 +22,12 @@ defmodule Mirage.Transport.Node do
   @impl true
   def children, do: [Mirage.Node.Pool]
 
+  @impl true
+  def handle?({:mirage_node, pool, node, incarnation, handle}),
+    do: is_atom(node) and is_reference(incarnation) and is_integer(handle) and pool != nil
+
+  def handle?(_term), do: false
+
   # An image names its own pool; anything else goes to the default one.
   defp pool({:mirage_node, pool, _, _, _}), do: pool
 
