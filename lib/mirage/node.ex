@@ -11,6 +11,8 @@ defmodule Mirage.Node do
         nodes: [:"mirage1@host2", :"mirage2@host3"],  # workers started elsewhere
         spawn: 2,              # workers Mirage starts here as OS processes (default 0)
         cookie: :secret,       # default: this VM's cookie (Node.get_cookie/0)
+        max_in_flight: 64,     # calls sent to one worker at a time (default 64)
+        queue: 1_000,          # calls waiting in the pool for room; more are :overloaded
         jobs: 4,               # image threads of each spawned worker (default: CPUs)
         max_handles: 10_000    # held images each spawned worker keeps at most
 
@@ -39,10 +41,13 @@ defmodule Mirage.Node do
 
   ## What callers see
     * Each call goes to the connected worker with the fewest calls in flight; a
-      call on a held image goes to the worker holding it. While no worker is
-      connected but some are starting or being connected to, calls wait for one
-      (within their deadline); when none can be reached, they answer
-      `{:error, :worker_crashed}` at once.
+      call on a held image goes to the worker holding it. A worker is sent at most
+      `max_in_flight` calls at a time (keep it within the node's own `--max-queue`,
+      64 per job thread by default); further calls wait in the pool, first in first
+      out, within their deadline, and when `queue` calls already wait a call answers
+      `{:error, :overloaded}` at once. While no worker is connected but some are
+      starting or being connected to, calls wait the same way; when none can be
+      reached, they answer `{:error, :worker_crashed}` at once.
     * A worker that goes away (its node goes down, its process dies, the network
       drops) answers `{:error, :worker_crashed}` to the calls in flight on it, and
       only to those. Calls are not retried on another node: an operation may have

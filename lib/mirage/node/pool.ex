@@ -64,7 +64,8 @@ defmodule Mirage.Node.Pool do
   @doc "The pool's settings: `config :mirage, :node` merged over the defaults, then `opts`."
   @spec config(keyword()) :: keyword()
   def config(opts \\ []) do
-    config = Keyword.merge([nodes: [], spawn: 0], Application.get_env(:mirage, :node, []))
+    defaults = [nodes: [], spawn: 0, max_in_flight: 64, queue: 1_000]
+    config = Keyword.merge(defaults, Application.get_env(:mirage, :node, []))
     config = Keyword.merge(config, opts)
 
     unless is_list(config[:nodes]) and Enum.all?(config[:nodes], &node_name?/1),
@@ -73,7 +74,7 @@ defmodule Mirage.Node.Pool do
     unless is_integer(config[:spawn]) and config[:spawn] >= 0,
       do: invalid!(:spawn, config[:spawn], "a non-negative integer")
 
-    for key <- [:jobs, :max_handles], config[key] != nil do
+    for key <- [:jobs, :max_handles, :max_in_flight, :queue], config[key] != nil do
       unless is_integer(config[key]) and config[key] > 0,
         do: invalid!(key, config[key], "a positive integer")
     end
@@ -251,46 +252,32 @@ defmodule Mirage.Node.Pool do
   def handle_call({:run, target, timeout, job}, {caller, _} = from, state) do
     state = start(state)
 
-    cond do
-      not state.started ->
-        {:reply, {:error, :not_distributed}, state}
+    if state.started do
+      case place(state, target) do
+        {:ok, node} ->
+          {runner, state} = dispatch(state, node, caller, job)
+          {:reply, {:ok, runner}, state}
 
-      target != nil ->
-        {node, incarnation} = target
+        :gone ->
+          # The connection that held the image is gone, and the image with it.
+          {:reply, {:error, :worker_crashed}, state}
 
-        case state.slots[node] do
-          %Slot{conn: :up, incarnation: ^incarnation} ->
-            {runner, state} = dispatch(state, node, caller, job)
-            {:reply, {:ok, runner}, state}
+        :none ->
+          if pending?(state),
+            do: park(state, from, target, job, timeout),
+            else: {:reply, {:error, :worker_crashed}, state}
 
-          _ ->
-            # The connection that held the image is gone, and the image with it.
-            {:reply, {:error, :worker_crashed}, state}
-        end
-
-      true ->
-        case least_loaded(state) do
-          nil ->
-            if pending?(state) do
-              timer =
-                if timeout != :infinity,
-                  do: Process.send_after(self(), {:wait_over, from}, timeout)
-
-              {:noreply, %{state | waiting: state.waiting ++ [{from, job, timer}]}}
-            else
-              {:reply, {:error, :worker_crashed}, state}
-            end
-
-          node ->
-            {runner, state} = dispatch(state, node, caller, job)
-            {:reply, {:ok, runner}, state}
-        end
+        :busy ->
+          park(state, from, target, job, timeout)
+      end
+    else
+      {:reply, {:error, :not_distributed}, state}
     end
   end
 
   def handle_call({:checkin, runner, outcome, image, owner}, _from, state) do
     {node, state} = check_in(state, runner, outcome)
-    {:reply, :ok, hold(state, node, image, owner)}
+    {:reply, :ok, state |> hold(node, image, owner) |> serve_waiting()}
   end
 
   def handle_call(:workers, _from, state) do
@@ -317,7 +304,7 @@ defmodule Mirage.Node.Pool do
   @impl true
   def handle_cast({:checkin, runner, outcome}, state) do
     {_node, state} = check_in(state, runner, outcome)
-    {:noreply, state}
+    {:noreply, serve_waiting(state)}
   end
 
   def handle_cast({:release, node, incarnation, handle}, state) do
@@ -391,7 +378,7 @@ defmodule Mirage.Node.Pool do
           end
 
           slot = %{slot | conn: :down, attempt: nil}
-          {:noreply, state |> put_slot(slot) |> retry_later(node) |> fail_waiting()}
+          {:noreply, state |> put_slot(slot) |> retry_later(node) |> serve_waiting()}
         end
 
       _ ->
@@ -416,8 +403,8 @@ defmodule Mirage.Node.Pool do
   end
 
   def handle_info({:wait_over, from}, state) do
-    {over, waiting} = Enum.split_with(state.waiting, fn {f, _, _} -> f == from end)
-    for {from, _, _} <- over, do: GenServer.reply(from, {:error, :timeout})
+    {over, waiting} = Enum.split_with(state.waiting, fn {f, _, _, _} -> f == from end)
+    for {from, _, _, _} <- over, do: GenServer.reply(from, {:error, :timeout})
     {:noreply, %{state | waiting: waiting}}
   end
 
@@ -504,17 +491,29 @@ defmodule Mirage.Node.Pool do
     keys = for {{^node, _, _} = key, _} <- state.held, do: key
     state = forget_held(state, keys)
     state = put_slot(state, %{slot | conn: :down, incarnation: nil, attempt: nil})
-    fail_waiting(state)
+    serve_waiting(state)
   end
 
-  defp least_loaded(state) do
-    state.slots
-    |> Map.values()
-    |> Enum.filter(&(&1.conn == :up))
-    |> Enum.min_by(&{&1.in_flight, &1.served}, fn -> nil end)
-    |> case do
-      nil -> nil
-      slot -> slot.node
+  # Where a call can run now: {:ok, node}; :busy when its worker (or every connected
+  # one) has max_in_flight calls; :none when no worker is connected; :gone when the
+  # connection that held its image dropped.
+  defp place(state, nil) do
+    up = for {_, %Slot{conn: :up} = slot} <- state.slots, do: slot
+
+    case Enum.filter(up, &(&1.in_flight < state.config[:max_in_flight])) do
+      [] when up == [] -> :none
+      [] -> :busy
+      room -> {:ok, Enum.min_by(room, &{&1.in_flight, &1.served}).node}
+    end
+  end
+
+  defp place(state, {node, incarnation}) do
+    case state.slots[node] do
+      %Slot{conn: :up, incarnation: ^incarnation, in_flight: n} ->
+        if n < state.config[:max_in_flight], do: {:ok, node}, else: :busy
+
+      _ ->
+        :gone
     end
   end
 
@@ -523,28 +522,52 @@ defmodule Mirage.Node.Pool do
     Enum.any?(state.slots, fn {_, s} -> s.proc == :starting or s.conn == :connecting end)
   end
 
-  defp serve_waiting(state) do
-    Enum.reduce(state.waiting, %{state | waiting: []}, fn {{caller, _} = from, job, timer},
-                                                          state ->
-      if timer, do: Process.cancel_timer(timer)
-      {runner, state} = dispatch(state, least_loaded(state), caller, job)
-      GenServer.reply(from, {:ok, runner})
-      state
-    end)
-  end
-
-  defp fail_waiting(state) do
-    if state.waiting != [] and not pending?(state) and least_loaded(state) == nil do
-      for {from, _, timer} <- state.waiting do
-        if timer, do: Process.cancel_timer(timer)
-        GenServer.reply(from, {:error, :worker_crashed})
-      end
-
-      %{state | waiting: []}
+  # Waits for a worker with room (or one to connect): first in, first out, at most
+  # `queue` calls; the call's deadline bounds the wait.
+  defp park(state, from, target, job, timeout) do
+    if length(state.waiting) >= state.config[:queue] do
+      {:reply, {:error, :overloaded}, state}
     else
-      state
+      timer = if timeout != :infinity, do: Process.send_after(self(), {:wait_over, from}, timeout)
+
+      {:noreply, %{state | waiting: state.waiting ++ [{from, target, job, timer}]}}
     end
   end
+
+  # Runs the parked calls that can run now, in order; answers those that never can.
+  defp serve_waiting(%{waiting: []} = state), do: state
+
+  defp serve_waiting(state) do
+    {state, kept} =
+      Enum.reduce(state.waiting, {%{state | waiting: []}, []}, fn entry, {state, kept} ->
+        {{caller, _} = from, target, job, timer} = entry
+
+        case place(state, target) do
+          {:ok, node} ->
+            cancel(timer)
+            {runner, state} = dispatch(state, node, caller, job)
+            GenServer.reply(from, {:ok, runner})
+            {state, kept}
+
+          :busy ->
+            {state, [entry | kept]}
+
+          outcome ->
+            if outcome == :none and pending?(state) do
+              {state, [entry | kept]}
+            else
+              cancel(timer)
+              GenServer.reply(from, {:error, :worker_crashed})
+              {state, kept}
+            end
+        end
+      end)
+
+    %{state | waiting: Enum.reverse(kept)}
+  end
+
+  defp cancel(nil), do: :ok
+  defp cancel(timer), do: Process.cancel_timer(timer)
 
   # Hands the call to an idle runner (a new one if none is idle).
   defp dispatch(state, node, caller, {ref, op, request}) do

@@ -140,6 +140,37 @@ defmodule Mirage.NodeTest do
     end
   end
 
+  describe "backpressure" do
+    test "calls beyond max_in_flight wait in the pool; beyond queue they are :overloaded",
+         %{big: big} do
+      start_supervised!(
+        {Pool, name: :narrow_pool, spawn: 1, max_in_flight: 1, queue: 1},
+        id: :narrow
+      )
+
+      Distributed.wait_until(fn ->
+        match?([%{connected: true}], Mirage.Node.workers(:narrow_pool))
+      end)
+
+      slow = Map.merge(args(), %{width: 5000, height: 5000})
+      first = Task.async(fn -> Mirage.Node.call(:narrow_pool, :thumbnail, big, slow) end)
+
+      Distributed.wait_until(fn ->
+        match?([%{in_flight: 1}], Mirage.Node.workers(:narrow_pool))
+      end)
+
+      second = Task.async(fn -> Mirage.Node.call(:narrow_pool, :info, @sample, args()) end)
+      # The second waits in the pool (the worker never sees more than one call)...
+      Distributed.wait_until(fn -> :sys.get_state(:narrow_pool).waiting != [] end)
+      # ...and the queue holds one: a third is refused at once.
+      assert Mirage.Node.call(:narrow_pool, :formats, nil, args()) == {:error, :overloaded}
+      assert [%{in_flight: 1}] = Mirage.Node.workers(:narrow_pool)
+      assert {:ok, _, _, nil} = Task.await(first, 60_000)
+      assert {:ok, nil, nil, %{format: :jpg}} = Task.await(second, 60_000)
+      assert [%{in_flight: 0, served: 2}] = Mirage.Node.workers(:narrow_pool)
+    end
+  end
+
   describe "a named worker started elsewhere" do
     test "is connected once it is up, and again after it comes back" do
       name = :"nodetest_#{System.pid()}_named@127.0.0.1"
