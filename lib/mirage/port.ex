@@ -1,0 +1,179 @@
+defmodule Mirage.Port do
+  @moduledoc """
+  The port transport (`transport: :port`): every operation runs in a pool of
+  separate OS processes, each `python -m mirage.port`, instead of in the VM. A
+  decoder crash, a runaway allocation or a file that takes forever costs one worker
+  process, never the VM, and a deadline really stops the work. The VM running only
+  this transport never starts an interpreter inside itself.
+
+  ## Configuration
+
+      config :mirage, :port,
+        workers: 4,            # OS processes; default: the number of dirty CPU schedulers
+        queue: 1_000,          # requests waiting for a worker; more answer {:error, :overloaded}
+        timeout: 30_000,       # default deadline of a call in ms (or :infinity)
+        max_memory: 2_000_000_000  # address-space cap of each worker, in bytes
+
+  The pool (`Mirage.Port.Pool`) starts under Mirage's supervisor when the
+  application starts with `config :mirage, transport: :port`, else on the first
+  call that uses this transport. The interpreter is found as for the NIF
+  (`MIRAGE_PYTHON`, `config :mirage, python: path`, else the one recorded at build
+  time) and runs the `mirage` package staged in `priv/python`.
+
+  ## What callers see
+    * Requests wait in one first-in, first-out queue for an idle worker; when
+      `queue` requests already wait, a call returns `{:error, :overloaded}` at once.
+    * Every call has a deadline: its `timeout:` option, else `timeout` above,
+      counted from the moment the pool receives it, queueing included. When it
+      passes, the call returns `{:error, :timeout}`; if a worker was running it, that
+      worker's OS process is killed (SIGKILL) and a fresh one takes its place.
+    * A worker that dies while running a call (a crash, a signal, an invalid frame)
+      answers `{:error, :worker_crashed}` to that call only; queued calls run on the
+      other workers or on its replacement. Replacements of a worker that keeps dying
+      without answering anything are started after a growing pause (up to 10 s);
+      after three such deaths in a row the reason is logged, and while every worker
+      is in that state calls return `{:error, :worker_crashed}` at once instead of
+      waiting for their deadline.
+    * Memory: each worker runs with its address space capped at `max_memory`
+      (default: 16 bytes per pixel of the pixel budget, plus 1 GiB for the
+      interpreter and Pillow). An operation that needs more fails with
+      `{:error, :too_many_pixels}` when Python sees the failed allocation (a
+      `MemoryError`); if a C library aborts on it instead, the worker dies and the
+      call returns `{:error, :worker_crashed}`. Either way only that worker is
+      affected.
+    * Lines the workers print or log reach `Logger` with metadata `mirage: :python`.
+
+  ## Held images
+  An image (`from_bytes/2`, and the results of `thumbnail/4`, `resize/4`, `crop/5`,
+  `rotate/3`, `flip/2`, `auto_orient/1`) stays in the worker that made it, owned by
+  the process that made the call. It is released by `Mirage.release/1`
+  (idempotent), or when its owner process exits (the pool monitors owners), and
+  every operation on it runs in that worker. Each worker caps how many images it
+  holds; past the cap, a call that would hold one more returns
+  `{:error, :overloaded}`. An image whose worker died (or was killed at a deadline)
+  is gone: operations on it return `{:error, :worker_crashed}` and `release/1`
+  returns `:ok`. A chain of operations works on the pixels the worker holds, so it
+  gives the same bytes as on `:nif`.
+  """
+
+  alias Mirage.Port.{Pool, Worker}
+  require Logger
+
+  @transport_reasons [:timeout, :worker_crashed, :overloaded]
+
+  @typedoc "An image held by a port worker: pool, worker slot, worker incarnation, Python handle."
+  @type handle ::
+          {:mirage_port, GenServer.server(), non_neg_integer(), reference(), integer()}
+
+  @doc """
+  One map per worker of the pool: `:index` (its slot), `:os_pid` (`nil` while it is
+  being restarted), `:busy` (running a call), `:served` (calls answered by this
+  slot's workers), `:restarts` (how many times this slot's worker was replaced),
+  and `:queue`, the number of calls waiting for a worker (the same for every map:
+  the pool has one queue).
+  """
+  @spec workers(GenServer.server()) :: [map()]
+  def workers(pool \\ Pool) do
+    %{queue: queue, workers: workers} = Pool.info(pool)
+    Enum.map(workers, &Map.put(&1, :queue, queue))
+  end
+
+  @doc """
+  Starts the default pool under Mirage's supervisor unless it runs already; returns
+  its pid.
+  """
+  @spec ensure_started() :: pid()
+  def ensure_started do
+    case Process.whereis(Pool) do
+      nil -> start_child()
+      pid -> pid
+    end
+  end
+
+  defp start_child do
+    case Supervisor.start_child(Mirage.Supervisor, Pool) do
+      {:ok, pid} ->
+        pid
+
+      {:error, {:already_started, pid}} ->
+        pid
+
+      {:error, :already_present} ->
+        case Supervisor.restart_child(Mirage.Supervisor, Pool) do
+          {:ok, pid} -> pid
+          {:error, :running} -> Process.whereis(Pool)
+          {:error, reason} -> raise "Mirage.Port.Pool could not be started: #{inspect(reason)}"
+        end
+
+      {:error, reason} ->
+        raise "Mirage.Port.Pool could not be started: #{inspect(reason)}"
+    end
+  catch
+    :exit, {:noproc, _} ->
+      raise "Mirage's supervisor is not running: start the :mirage application first"
+  end
+
+  @doc """
+  Runs `op` through `pool` and decodes the reply into the terms of
+  `Mirage.Transport` (`source` is bytes, `nil` or a `t:handle/0` of that pool).
+  """
+  @spec call(GenServer.server(), atom(), binary() | handle() | nil, map()) ::
+          {:ok, binary() | nil, tuple() | nil, term()} | {:error, atom()} | :released
+  def call(pool, op, source, args) do
+    {pool, source} =
+      case source do
+        {:mirage_port, image_pool, slot, incarnation, handle} ->
+          {image_pool, {slot, incarnation, handle}}
+
+        other ->
+          {pool, other}
+      end
+
+    case Pool.call(pool, op, source, args, Map.get(args, :timeout)) do
+      {:frame, frame, origin} -> decode(frame, op, origin)
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc "Releases a held image; `:ok` also when it is gone already."
+  @spec release(handle()) :: :ok
+  def release({:mirage_port, pool, slot, incarnation, handle}),
+    do: Pool.release(pool, slot, incarnation, handle)
+
+  defp decode(frame, op, {pool, slot, incarnation}) do
+    case Worker.decode_reply(frame) do
+      {_id, {:ok, bytes, image, term}} when is_binary(bytes) or bytes == nil ->
+        case image do
+          nil ->
+            {:ok, bytes, nil, term}
+
+          {handle, format, width, height} when is_integer(handle) ->
+            {:ok, bytes, {{:mirage_port, pool, slot, incarnation, handle}, format, width, height},
+             term}
+
+          _ ->
+            invalid(op, frame)
+        end
+
+      {_id, {:error, reason}} when is_atom(reason) ->
+        if reason in Mirage.Error.reasons() or reason in @transport_reasons,
+          do: {:error, reason},
+          else: invalid(op, frame)
+
+      {_id, :released} ->
+        :released
+
+      _ ->
+        invalid(op, frame)
+    end
+  end
+
+  defp invalid(op, frame) do
+    Logger.error(
+      "Mirage.Port: unexpected reply to #{inspect(op)} " <>
+        "(#{byte_size(frame)} bytes: #{inspect(frame, limit: 20)})"
+    )
+
+    {:error, :internal_error}
+  end
+end
