@@ -135,12 +135,39 @@ defmodule Mirage.Port do
     end
   end
 
+  @doc """
+  How many images the workers of `pool` hold now: the sum of each running worker's
+  answer to `:live_handles` (a worker that dies meanwhile counts none).
+  """
+  @spec live_handles(GenServer.server()) :: non_neg_integer()
+  def live_handles(pool \\ Pool) do
+    pool
+    |> Pool.running()
+    |> Enum.map(fn index ->
+      case Pool.call(pool, :live_handles, {:slot, index}, %{}, nil) do
+        {:frame, frame, _origin} ->
+          case Worker.decode_reply(frame) do
+            {_id, {:ok, nil, nil, count}} when is_integer(count) and count >= 0 -> count
+            _ -> 0
+          end
+
+        {:error, _} ->
+          0
+      end
+    end)
+    |> Enum.sum()
+  end
+
   @doc "Releases a held image; `:ok` also when it is gone already."
   @spec release(handle()) :: :ok
   def release({:mirage_port, pool, slot, incarnation, handle}),
     do: Pool.release(pool, slot, incarnation, handle)
 
   defp decode(frame, op, {pool, slot, incarnation}) do
+    # Replies are decoded safely (no new atoms); the atoms they may hold (formats,
+    # reasons, info's keys) are those Mirage's own code names, so load it first.
+    Code.ensure_loaded(Mirage)
+
     case Worker.decode_reply(frame) do
       {_id, {:ok, bytes, image, term}} when is_binary(bytes) or bytes == nil ->
         case image do

@@ -26,7 +26,7 @@ defmodule Mirage.Port.Pool do
   @max_backoff 10_000
 
   # Operations whose reply may carry a held image, so whose caller becomes an owner.
-  @no_image [:info, :formats, :to_bytes]
+  @no_image [:info, :formats, :to_bytes, :live_handles]
 
   @typedoc "Where a reply came from: the pool, the worker slot and its incarnation."
   @type origin :: {GenServer.server(), non_neg_integer(), reference()}
@@ -136,6 +136,12 @@ defmodule Mirage.Port.Pool do
   @doc "The state of each worker and of the queue (see `Mirage.Port.workers/1`)."
   @spec info(GenServer.server()) :: %{queue: non_neg_integer(), workers: [map()]}
   def info(pool), do: GenServer.call(pool, :info)
+
+  @doc "The pool's worker slots that have a running worker now."
+  @spec running(GenServer.server()) :: [non_neg_integer()]
+  def running(pool) do
+    for %{index: index, os_pid: os_pid} <- info(pool).workers, os_pid != nil, do: index
+  end
 
   # -- server -------------------------------------------------------------------
 
@@ -374,6 +380,14 @@ defmodule Mirage.Port.Pool do
 
   defp route(_state, nil), do: {:ok, nil, nil}
   defp route(_state, bytes) when is_binary(bytes), do: {:ok, nil, bytes}
+
+  # Internal requests for one worker in particular (live_handles), whoever it is now.
+  defp route(state, {:slot, index}) do
+    case state.slots[index] do
+      %Slot{worker: %Worker{}} -> {:ok, index, nil}
+      _ -> {:error, :worker_crashed}
+    end
+  end
 
   defp route(state, {index, incarnation, handle}) do
     case state.slots[index] do

@@ -42,6 +42,10 @@ defmodule Mirage.Port.Worker do
   @doc """
   Starts the program described by `program` (`{executable, args, env}`, see
   `program/1`). Returns `{:error, reason}` when the executable cannot be run at all.
+
+  It runs in the directory named by `PYTHONPATH` when `env` has one: `python -m`
+  puts the working directory first on `sys.path`, and the VM's (a source checkout,
+  say) may hold another `mirage` package.
   """
   @spec open({String.t(), [String.t()], [{String.t(), String.t()}]}) ::
           {:ok, t()} | {:error, term()}
@@ -52,6 +56,7 @@ defmodule Mirage.Port.Worker do
       :binary,
       :exit_status,
       {:args, args},
+      {:cd, cwd(env)},
       {:env, Enum.map(env, fn {k, v} -> {String.to_charlist(k), String.to_charlist(v)} end)}
     ]
 
@@ -61,6 +66,13 @@ defmodule Mirage.Port.Worker do
   rescue
     error in ErlangError -> {:error, error.original}
     error in ArgumentError -> {:error, Exception.message(error)}
+  end
+
+  defp cwd(env) do
+    case List.keyfind(env, "PYTHONPATH", 0) do
+      {_, path} -> path |> String.split(":") |> hd()
+      nil -> File.cwd!()
+    end
   end
 
   @doc """
