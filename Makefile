@@ -45,6 +45,7 @@ test: setup lint pytest exunit
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	clang-format --dry-run --Werror c_src/*.c c_src/*.h bench/*.c
 	mix format --check-formatted
 

@@ -1,13 +1,17 @@
-"""Build priv/mirage_nif.so: cffi (embedding mode) + the C glue in c_src/.
+"""Stage the Python package, and build priv/mirage_nif.so (cffi + the C glue).
 
-Run with the Python the NIF should embed (a virtualenv's python is fine):
+Run with the Python Mirage should use (a virtualenv's python is fine):
 
-    python c_src/build.py --erts-include DIR --out priv
+    python c_src/build.py stage --out priv
+    python c_src/build.py nif --erts-include DIR --out priv
 
-cffi generates the embedding module's C source; it is compiled beside c_src/*.c
-(those with -Wall -Wextra -Werror) and linked against libpython with -z nodelete.
-The `mirage` package is copied next to the object so a release needs no checkout,
-and the interpreter used is recorded in priv/mirage_nif.env for load time.
+`stage` (Mix compiler :mirage_python, needed by every transport) copies the `mirage`
+package to priv/python so a release needs no checkout, and records the interpreter
+in priv/mirage.env (python, version, libpython), which Mirage.Python reads.
+
+`nif` (Mix compiler :mirage_nif, only for the NIF transport): cffi generates the
+embedding module's C source; it is compiled beside c_src/*.c (those with -Wall
+-Wextra -Werror) and linked against libpython with -z nodelete.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
-
-import cffi
 
 ROOT = Path(__file__).resolve().parent.parent
 C_SRC = ROOT / "c_src"
@@ -65,11 +67,18 @@ def tables_header() -> str:
     )
 
 
-def libpython() -> Path:
+def shared_libpython() -> Path | None:
     libdir = Path(sysconfig.get_config_var("LIBDIR"))
     name = sysconfig.get_config_var("INSTSONAME") or sysconfig.get_config_var("LDLIBRARY")
     path = libdir / name
     if not sysconfig.get_config_var("Py_ENABLE_SHARED") or not path.exists():
+        return None
+    return path
+
+
+def libpython() -> Path:
+    path = shared_libpython()
+    if path is None:
         raise SystemExit(f"{sys.executable} has no shared libpython (need --enable-shared)")
     return path
 
@@ -80,6 +89,8 @@ def run(cmd: list[str]) -> None:
 
 
 def build(erts_include: Path, out: Path, cc: str) -> Path:
+    import cffi  # only the NIF needs it
+
     header = (C_SRC / "py_api.h").read_text()
     ffibuilder = cffi.FFI()
     ffibuilder.cdef(section(header, "types") + section(header, "c-api"))
@@ -114,23 +125,35 @@ def build(erts_include: Path, out: Path, cc: str) -> Path:
         # Replace atomically: a running VM may have the old object mapped.
         shutil.copy2(target, out / f"{MODULE}.so.tmp")
         os.replace(out / f"{MODULE}.so.tmp", out / f"{MODULE}.so")
+    return out / f"{MODULE}.so"
 
+
+def stage(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     package = out / "python" / "mirage"
     shutil.rmtree(package, ignore_errors=True)
     shutil.copytree(ROOT / "mirage", package, ignore=shutil.ignore_patterns("__pycache__"))
-    (out / f"{MODULE}.env").write_text(
-        f"python={sys.executable}\nlibpython={lib}\npath={out.resolve() / 'python'}\n"
-    )
-    return out / f"{MODULE}.so"
+    lib = shared_libpython()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    env = out / "mirage.env"
+    env.write_text(f"python={sys.executable}\nversion={version}\nlibpython={lib or ''}\n")
+    return env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--erts-include", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=ROOT / "priv")
-    parser.add_argument("--cc", default=os.environ.get("CC", "cc"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    staging = commands.add_parser("stage", help="copy the package, write mirage.env")
+    staging.add_argument("--out", type=Path, default=ROOT / "priv")
+    nif = commands.add_parser("nif", help="build mirage_nif.so")
+    nif.add_argument("--erts-include", type=Path, required=True)
+    nif.add_argument("--out", type=Path, default=ROOT / "priv")
+    nif.add_argument("--cc", default=os.environ.get("CC", "cc"))
     args = parser.parse_args()
-    print(f"built {build(args.erts_include, args.out, args.cc)}")
+    if args.command == "stage":
+        print(f"staged {stage(args.out)}")
+    else:
+        print(f"built {build(args.erts_include, args.out, args.cc)}")
 
 
 if __name__ == "__main__":

@@ -138,10 +138,10 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
 
     mirage_image_info info = {0};
     mirage_output bytes = {0}, term = {0};
-    mirage_python_enter(env);
+    mirage_python_attach(env);
     int code = mirage_py_call(op, handle, data, size, args.data, args.size,
                               &info, &bytes, &term);
-    mirage_python_leave();
+    mirage_python_detach();
 
     ERL_NIF_TERM result = priv->atom_nil;
     if (code == 0 && term.allocated &&
@@ -194,9 +194,9 @@ ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
                               const ERL_NIF_TERM argv[]) {
     (void)argc;
     (void)argv;
-    mirage_python_enter(env);
+    mirage_python_attach(env);
     int64_t live = mirage_py_live_handles();
-    mirage_python_leave();
+    mirage_python_detach();
     return enif_make_int64(env, live);
 }
 
@@ -205,16 +205,25 @@ static ERL_NIF_TERM atom_list(ErlNifEnv *env, const ERL_NIF_TERM *atoms,
     return enif_make_list_from_array(env, atoms, count);
 }
 
-ERL_NIF_TERM nif_reasons(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_atom_tables(ErlNifEnv *env, int argc,
+                             const ERL_NIF_TERM argv[]) {
     (void)argc;
     (void)argv;
     const mirage_priv *priv = enif_priv_data(env);
-    return atom_list(env, priv->reasons, MIRAGE_REASON_COUNT);
+    ERL_NIF_TERM keys[] = {enif_make_atom(env, "reasons"),
+                           enif_make_atom(env, "formats")};
+    ERL_NIF_TERM values[] = {
+        atom_list(env, priv->reasons, MIRAGE_REASON_COUNT),
+        atom_list(env, priv->formats, MIRAGE_FORMAT_COUNT)};
+    ERL_NIF_TERM map;
+    if (!enif_make_map_from_arrays(env, keys, values, 2, &map)) {
+        return enif_make_badarg(env);
+    }
+    return map;
 }
 
-ERL_NIF_TERM nif_formats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_loaded(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
     (void)argc;
     (void)argv;
-    const mirage_priv *priv = enif_priv_data(env);
-    return atom_list(env, priv->formats, MIRAGE_FORMAT_COUNT);
+    return enif_make_atom(env, "true");
 }

@@ -13,7 +13,10 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_release(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
                               const ERL_NIF_TERM argv[]);
-ERL_NIF_TERM nif_reasons(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
-ERL_NIF_TERM nif_formats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+/* atom_tables/0: the reason and format atoms made at load, by index. */
+ERL_NIF_TERM nif_atom_tables(ErlNifEnv *env, int argc,
+                             const ERL_NIF_TERM argv[]);
+/* loaded?/0: true, replacing the Elixir stub's false once the library loads. */
+ERL_NIF_TERM nif_loaded(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 
 #endif

@@ -89,8 +89,8 @@ static ErlNifFunc nif_funcs[] = {
     {"live_handles", 0, nif_live_handles, ERL_NIF_DIRTY_JOB_IO_BOUND},
     /* Pure C, no Python: fine on a normal scheduler. */
     {"release", 1, nif_release, 0},
-    {"reasons", 0, nif_reasons, 0},
-    {"formats", 0, nif_formats, 0},
+    {"atom_tables", 0, nif_atom_tables, 0},
+    {"loaded?", 0, nif_loaded, 0},
 };
 
 ERL_NIF_INIT(Elixir.Mirage.NIF, nif_funcs, load, NULL, upgrade, unload)

@@ -12,6 +12,11 @@
 #include <stdint.h>
 
 /* cffi-types-begin */
+/* mirage_py_call's answer when the held image was released meanwhile; Python
+ * reads it as lib.MIRAGE_CODE_RELEASED (cffi checks the value when building).
+ */
+#define MIRAGE_CODE_RELEASED -2
+
 /* What Python reports about an image it now holds. */
 typedef struct {
     int64_t handle; /* key in mirage._nif's registry; 0 for none */
@@ -44,7 +49,6 @@ void mirage_log(int level, const char *message, size_t size);
  * the callbacks are installed (cffi makes it 0 if the Python side failed to
  * import).
  */
-#define MIRAGE_CODE_RELEASED (-2)
 
 /* cffi-embedding-api-begin */
 int mirage_py_start(void);

@@ -64,7 +64,7 @@ static enum mirage_load_error initialize(const mirage_python_config *config) {
         PyEval_SaveThread();
         return MIRAGE_LOAD_INTERPRETER;
     }
-    /* Release the GIL but keep this thread's state, as mirage_python_enter
+    /* Release the GIL but keep this thread's state, as mirage_python_attach
      * does. */
     PyEval_SaveThread();
     thread_attached = 1;
@@ -94,9 +94,9 @@ enum mirage_load_error mirage_python_start(ErlNifEnv *env,
 
     /* The first call runs cffi's embedding init code: importing mirage._nif,
      * Pillow and installing the callbacks. A failure prints its traceback. */
-    mirage_python_enter(env);
+    mirage_python_attach(env);
     int started = mirage_py_start();
-    mirage_python_leave();
+    mirage_python_detach();
     if (started != 1) {
         report("the Python side of the NIF failed to import",
                "see the traceback above");
@@ -105,7 +105,7 @@ enum mirage_load_error mirage_python_start(ErlNifEnv *env,
     return MIRAGE_LOAD_OK;
 }
 
-void mirage_python_enter(ErlNifEnv *env) {
+void mirage_python_attach(ErlNifEnv *env) {
     caller_env = env;
     if (!thread_attached) {
         /* Ensure creates this thread's state (and takes the GIL); SaveThread
@@ -116,6 +116,6 @@ void mirage_python_enter(ErlNifEnv *env) {
     }
 }
 
-void mirage_python_leave(void) { caller_env = NULL; }
+void mirage_python_detach(void) { caller_env = NULL; }
 
 ErlNifEnv *mirage_python_caller_env(void) { return caller_env; }

@@ -33,8 +33,8 @@ enum mirage_load_error mirage_python_start(ErlNifEnv *env,
  * state, so that each call only takes the GIL instead of creating and freeing a
  * state.
  */
-void mirage_python_enter(ErlNifEnv *caller_env);
-void mirage_python_leave(void);
+void mirage_python_attach(ErlNifEnv *caller_env);
+void mirage_python_detach(void);
 
 /* The env of the NIF currently calling Python on this thread, or NULL. */
 ErlNifEnv *mirage_python_caller_env(void);

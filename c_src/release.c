@@ -21,7 +21,7 @@ static int start_error;
 
 static void *reaper(void *unused) {
     (void)unused;
-    mirage_python_enter(NULL);
+    mirage_python_attach(NULL);
     for (;;) {
         pthread_mutex_lock(&lock);
         while (queued == 0) {

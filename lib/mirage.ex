@@ -30,19 +30,28 @@ defmodule Mirage do
   `flip/2` work on the stored pixels; call `auto_orient/1` first to work on the
   image as displayed. Encoded output always displays the right way up.
 
-  ## Limits (every function taking options accepts these too)
+  ## Options every function takes
     * `:max_pixels`: the largest width x height decoded or produced, counted over
       all frames of an animation (default `config :mirage, max_pixels: n`, else
       50 000 000); larger gives `{:error, :too_many_pixels}`.
     * `:allowed_formats`: the formats that may be decoded (default
       `config :mirage, allowed_formats: [...]`, else all of `:jpg`, `:png`, `:gif`,
       `:webp`, `:bmp`, `:tiff`); others give `{:error, :unsupported_image_format}`.
+    * `:transport`: which transport runs the call (default
+      `config :mirage, transport: :nif`; see `Mirage.Transport`). A call on an
+      image always goes to the transport that made it; naming another raises
+      `ArgumentError`.
+    * `:timeout`: milliseconds the call may take, or `:infinity` (default
+      `config :mirage, timeout: ms`, else 30 000); see `Mirage.Options`.
 
-  `config :mirage, python: path` (or `MIRAGE_PYTHON`) picks the interpreter to
-  embed instead of the one recorded at build time (see `Mirage.NIF.Loader`).
+  ## Held images
+  Every `Mirage` struct refers to an image held by the Python core, on the
+  transport that made it. `release/1` frees it now; otherwise the transport frees
+  it as it documents (the NIF: at garbage collection, `Mirage.Transport.NIF`).
+  The interpreter is found by `Mirage.Python`.
   """
 
-  @enforce_keys [:byte_size, :format, :width, :height, :resource]
+  @enforce_keys [:byte_size, :format, :width, :height, :resource, :transport]
   defstruct @enforce_keys
 
   @typedoc "Image formats Mirage reads and writes."
@@ -51,15 +60,17 @@ defmodule Mirage do
   @typedoc """
   An image: the size of the encoded bytes it was read from or written to (`nil`
   after `crop/5` and the like, until `to_bytes/2`), its format and the size of its
-  stored pixels, and a reference to the image held by the Python core (opaque;
-  released by `release/1`, else when the struct is garbage collected).
+  stored pixels, a reference to the image held by the Python core (opaque; freed
+  by `release/1`, else as its transport documents) and the module of the
+  transport that holds it.
   """
   @type t :: %__MODULE__{
           byte_size: non_neg_integer() | nil,
           format: format(),
           width: pos_integer(),
           height: pos_integer(),
-          resource: Mirage.Transport.handle()
+          resource: Mirage.Transport.handle(),
+          transport: module()
         }
 
   @type info :: %{
@@ -75,19 +86,6 @@ defmodule Mirage do
   @type result :: {:ok, t()} | {:error, Mirage.Error.reason()}
   @type encoded :: {:ok, binary(), t()} | {:error, Mirage.Error.reason()}
 
-  @thumbnail_options [
-    :fit,
-    :gravity,
-    :filter,
-    :upscale,
-    :auto_orient,
-    :format,
-    :quality,
-    :strip,
-    :frames
-  ]
-  @encode_options [:format, :quality, :progressive, :optimize, :lossless, :compress_level, :strip]
-
   @doc """
   Reads an image's header from `bytes`, without decoding its pixels.
 
@@ -101,10 +99,10 @@ defmodule Mirage do
   @spec from_bytes(binary(), keyword()) :: result()
   def from_bytes(bytes, opts \\ []) do
     check_binary!(bytes)
-    args = Mirage.Options.validate!(opts, [], "from_bytes/2")
+    {transport, args} = request!(opts, [], nil, "from_bytes/2")
 
-    with {:ok, nil, image, nil} <- call(:from_bytes, bytes, args) do
-      {:ok, image(image, byte_size(bytes))}
+    with {:ok, image} <- call(transport, :from_bytes, bytes, args) do
+      {:ok, image(transport, image, byte_size(bytes))}
     end
   end
 
@@ -125,21 +123,8 @@ defmodule Mirage do
   @spec info(binary(), keyword()) :: {:ok, info()} | {:error, Mirage.Error.reason()}
   def info(bytes, opts \\ []) do
     check_binary!(bytes)
-    args = Mirage.Options.validate!(opts, [], "info/2")
-
-    # Matching every key here also keeps the atoms alive for the NIF's safe decoding.
-    with {:ok, nil, nil,
-          %{
-            format: _,
-            width: _,
-            height: _,
-            frames: _,
-            orientation: _,
-            has_alpha: _,
-            mode: _
-          } = info} <- call(:info, bytes, args) do
-      {:ok, info}
-    end
+    {transport, args} = request!(opts, [], nil, "info/2")
+    call(transport, :info, bytes, args)
   end
 
   @doc "Like `info/2`, but returns the map or raises `Mirage.Error`."
@@ -182,14 +167,16 @@ defmodule Mirage do
   """
   @spec thumbnail(binary() | t(), pos_integer(), pos_integer(), keyword()) :: encoded()
   def thumbnail(source, width, height, opts \\ []) do
-    source =
-      case source do
-        %__MODULE__{resource: handle} -> handle
-        bytes when is_binary(bytes) -> bytes
-        other -> raise ArgumentError, "expected a binary or a %Mirage{}, got: #{brief(other)}"
-      end
+    case source do
+      %__MODULE__{} = image ->
+        resample(:thumbnail, image, width, height, opts, "thumbnail/4")
 
-    sized(:thumbnail, source, width, height, opts, "thumbnail/4")
+      bytes when is_binary(bytes) ->
+        resample(:thumbnail, bytes, width, height, opts, "thumbnail/4")
+
+      other ->
+        raise ArgumentError, "expected a binary or a %Mirage{}, got: #{brief(other)}"
+    end
   end
 
   @doc "Like `thumbnail/4`, but returns `{bytes, image}` or raises `Mirage.Error`."
@@ -214,8 +201,8 @@ defmodule Mirage do
   @spec resize(t(), pos_integer(), pos_integer(), keyword()) :: encoded()
   def resize(image, width, height, opts \\ [])
 
-  def resize(%__MODULE__{resource: handle}, width, height, opts),
-    do: sized(:resize, handle, width, height, opts, "resize/4")
+  def resize(%__MODULE__{} = image, width, height, opts),
+    do: resample(:resize, image, width, height, opts, "resize/4")
 
   def resize(other, _width, _height, _opts),
     do: raise(ArgumentError, "expected a %Mirage{} image, got: #{brief(other)}")
@@ -234,19 +221,23 @@ defmodule Mirage do
       iex> {part.width, part.height, part.byte_size}
       {100, 50, nil}
   """
-  @spec crop(t(), non_neg_integer(), non_neg_integer(), pos_integer(), pos_integer()) :: result()
-  def crop(image, x, y, width, height) do
-    handle = handle!(image)
-    Enum.each([x: x, y: y], fn {name, value} -> check_integer!(name, value, 0) end)
+  @spec crop(t(), non_neg_integer(), non_neg_integer(), pos_integer(), pos_integer(), keyword()) ::
+          result()
+  def crop(image, x, y, width, height, opts \\ []) do
+    check_image!(image)
+    check_integer!(:x, x, 0)
+    check_integer!(:y, y, 0)
     check_integer!(:width, width, 1)
     check_integer!(:height, height, 1)
-    args = Mirage.Options.validate!([], [], "crop/5")
-    transform(:crop, handle, Map.merge(args, %{x: x, y: y, width: width, height: height}))
+    {transport, args} = request!(opts, [], image, "crop/6")
+    derive(transport, :crop, image, Map.merge(args, %{x: x, y: y, width: width, height: height}))
   end
 
-  @doc "Like `crop/5`, but returns the image or raises `Mirage.Error`."
-  @spec crop!(t(), non_neg_integer(), non_neg_integer(), pos_integer(), pos_integer()) :: t()
-  def crop!(image, x, y, width, height), do: image |> crop(x, y, width, height) |> unwrap()
+  @doc "Like `crop/6`, but returns the image or raises `Mirage.Error`."
+  @spec crop!(t(), non_neg_integer(), non_neg_integer(), pos_integer(), pos_integer(), keyword()) ::
+          t()
+  def crop!(image, x, y, width, height, opts \\ []),
+    do: image |> crop(x, y, width, height, opts) |> unwrap()
 
   @doc """
   Rotates clockwise by `degrees`, growing the canvas to hold the whole image.
@@ -261,13 +252,13 @@ defmodule Mirage do
   """
   @spec rotate(t(), number(), keyword()) :: result()
   def rotate(image, degrees, opts \\ []) do
-    handle = handle!(image)
+    check_image!(image)
 
     unless is_number(degrees),
       do: raise(ArgumentError, "degrees must be a number, got: #{brief(degrees)}")
 
-    args = Mirage.Options.validate!(opts, [:background], "rotate/3")
-    transform(:rotate, handle, Map.put(args, :degrees, degrees))
+    {transport, args} = request!(opts, Mirage.Options.allowed(:rotate), image, "rotate/3")
+    derive(transport, :rotate, image, Map.put(args, :degrees, degrees))
   end
 
   @doc "Like `rotate/3`, but returns the image or raises `Mirage.Error`."
@@ -277,37 +268,37 @@ defmodule Mirage do
   @doc """
   Mirrors the image: `:horizontal` swaps left and right, `:vertical` top and bottom.
   """
-  @spec flip(t(), :horizontal | :vertical) :: result()
-  def flip(image, direction) do
-    handle = handle!(image)
+  @spec flip(t(), :horizontal | :vertical, keyword()) :: result()
+  def flip(image, direction, opts \\ [])
 
-    unless direction in [:horizontal, :vertical],
-      do:
-        raise(
-          ArgumentError,
-          "direction must be :horizontal or :vertical, got: #{brief(direction)}"
-        )
-
-    args = Mirage.Options.validate!([], [], "flip/2")
-    transform(:flip, handle, Map.put(args, :direction, direction))
+  def flip(image, direction, opts) when direction in [:horizontal, :vertical] do
+    check_image!(image)
+    {transport, args} = request!(opts, [], image, "flip/3")
+    derive(transport, :flip, image, Map.put(args, :direction, direction))
   end
 
-  @doc "Like `flip/2`, but returns the image or raises `Mirage.Error`."
-  @spec flip!(t(), :horizontal | :vertical) :: t()
-  def flip!(image, direction), do: image |> flip(direction) |> unwrap()
+  def flip(_image, direction, _opts),
+    do:
+      raise(ArgumentError, "direction must be :horizontal or :vertical, got: #{brief(direction)}")
+
+  @doc "Like `flip/3`, but returns the image or raises `Mirage.Error`."
+  @spec flip!(t(), :horizontal | :vertical, keyword()) :: t()
+  def flip!(image, direction, opts \\ []), do: image |> flip(direction, opts) |> unwrap()
 
   @doc """
   Applies the EXIF orientation to the pixels, so that `width` and `height` are
   those of the image as displayed.
   """
-  @spec auto_orient(t()) :: result()
-  def auto_orient(image) do
-    transform(:auto_orient, handle!(image), Mirage.Options.validate!([], [], "auto_orient/1"))
+  @spec auto_orient(t(), keyword()) :: result()
+  def auto_orient(image, opts \\ []) do
+    check_image!(image)
+    {transport, args} = request!(opts, [], image, "auto_orient/2")
+    derive(transport, :auto_orient, image, args)
   end
 
-  @doc "Like `auto_orient/1`, but returns the image or raises `Mirage.Error`."
-  @spec auto_orient!(t()) :: t()
-  def auto_orient!(image), do: image |> auto_orient() |> unwrap()
+  @doc "Like `auto_orient/2`, but returns the image or raises `Mirage.Error`."
+  @spec auto_orient!(t(), keyword()) :: t()
+  def auto_orient!(image, opts \\ []), do: image |> auto_orient(opts) |> unwrap()
 
   @doc """
   Encodes `image`.
@@ -324,12 +315,9 @@ defmodule Mirage do
   """
   @spec to_bytes(t(), keyword()) :: {:ok, binary()} | {:error, Mirage.Error.reason()}
   def to_bytes(image, opts \\ []) do
-    handle = handle!(image)
-    args = Mirage.Options.validate!(opts, @encode_options, "to_bytes/2")
-
-    with {:ok, bytes, nil, nil} when is_binary(bytes) <- call(:to_bytes, handle, args) do
-      {:ok, bytes}
-    end
+    check_image!(image)
+    {transport, args} = request!(opts, Mirage.Options.allowed(:to_bytes), image, "to_bytes/2")
+    call(transport, :to_bytes, image.resource, args)
   end
 
   @doc "Like `to_bytes/2`, but returns the bytes or raises `Mirage.Error`."
@@ -337,14 +325,15 @@ defmodule Mirage do
   def to_bytes!(image, opts \\ []), do: image |> to_bytes(opts) |> unwrap()
 
   @doc """
-  Frees the pixels and data `image` holds in the Python core now, instead of
-  when the struct is garbage collected. Returns `:ok`, also when called again.
+  Frees the pixels and data `image` holds in the Python core now, on the
+  transport that made it, instead of when that transport would (see its module
+  doc). Returns `:ok`, also when called again.
 
-  The garbage collector only sees the struct, not the tens of megabytes a decoded
-  photo may take in Python, so a process that reads many large images keeps them
-  longer than memory would suggest; release each one when done. Using a released
-  image (or a copy of its struct) raises `ArgumentError`; images made from it
-  before stay valid.
+  The VM only sees the struct, not the tens of megabytes a decoded photo may take
+  in Python, so a process that reads many large images keeps them longer than
+  memory would suggest; release each one when done. Using a released image (or a
+  copy of its struct) raises `ArgumentError`; images made from it before stay
+  valid.
 
       iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
       iex> {:ok, _bytes, thumb} = Mirage.resize(image, 64, 64)
@@ -356,7 +345,10 @@ defmodule Mirage do
       {64, 32}
   """
   @spec release(t()) :: :ok
-  def release(image), do: transport().release(handle!(image))
+  def release(image) do
+    check_image!(image)
+    image.transport.release(image.resource)
+  end
 
   @doc """
   Which formats this installation can read and write, and which are allowed to be
@@ -366,17 +358,24 @@ defmodule Mirage do
       iex> Enum.all?([:jpg, :png, :gif], &(&1 in read and &1 in write and &1 in allowed))
       true
   """
-  @spec formats() :: %{read: [format()], write: [format()], allowed: [format()]}
-  def formats do
-    args = Mirage.Options.validate!([], [], "formats/0")
-    {:ok, nil, nil, %{read: read, write: write}} = call(:formats, nil, args)
-    %{read: read, write: write, allowed: Enum.filter(args.allowed_formats, &(&1 in read))}
+  @spec formats(keyword()) :: %{read: [format()], write: [format()], allowed: [format()]}
+  def formats(opts \\ []) do
+    {transport, args} = request!(opts, [], nil, "formats/1")
+
+    case call(transport, :formats, nil, args) do
+      {:ok, %{read: read, write: write}} ->
+        %{read: read, write: write, allowed: Enum.filter(args.allowed_formats, &(&1 in read))}
+
+      {:error, reason} ->
+        raise Mirage.Error, reason: reason
+    end
   end
 
-  defp sized(op, source, width, height, opts, function) do
+  defp resample(op, source, width, height, opts, function) do
     check_integer!(:width, width, 1)
     check_integer!(:height, height, 1)
-    args = Mirage.Options.validate!(opts, @thumbnail_options, function)
+    image = if is_struct(source, __MODULE__), do: source
+    {transport, args} = request!(opts, Mirage.Options.allowed(op), image, function)
 
     # A box that will be filled is refused here before any work; Python checks the
     # planned output size (which may differ for other fits) against the budget again.
@@ -384,37 +383,47 @@ defmodule Mirage do
          width * height > args.max_pixels do
       {:error, :too_many_pixels}
     else
-      with {:ok, bytes, image, nil} <-
-             call(op, source, Map.merge(args, %{width: width, height: height})) do
-        {:ok, bytes, image(image, byte_size(bytes))}
+      source = if image, do: image.resource, else: source
+      args = Map.merge(args, %{width: width, height: height})
+
+      with {:ok, bytes, made} <- call(transport, op, source, args) do
+        {:ok, bytes, image(transport, made, byte_size(bytes))}
       end
     end
   end
 
-  defp transform(op, handle, args) do
-    with {:ok, nil, image, nil} <- call(op, handle, args), do: {:ok, image(image, nil)}
+  # An operation on a held image that makes a new held image.
+  defp derive(transport, op, image, args) do
+    with {:ok, made} <- call(transport, op, image.resource, args),
+         do: {:ok, image(transport, made, nil)}
   end
 
-  defp call(op, source, args) do
-    case transport().call(op, source, args) do
+  defp request!(opts, allowed, image, function) do
+    {requested, args} = Mirage.Options.validate!(opts, allowed, function)
+    {Mirage.Transport.pick!(requested, image, function), args}
+  end
+
+  defp call(transport, op, source, args) do
+    case Mirage.Transport.result(op, transport.call(op, source, args)) do
       :released -> raise ArgumentError, "the image was released by Mirage.release/1"
       result -> result
     end
   end
 
-  defp image({handle, format, width, height}, byte_size) do
+  defp image(transport, {handle, format, width, height}, byte_size) do
     %__MODULE__{
       byte_size: byte_size,
       format: format,
       width: width,
       height: height,
-      resource: handle
+      resource: handle,
+      transport: transport
     }
   end
 
-  defp handle!(%__MODULE__{resource: handle}), do: handle
+  defp check_image!(%__MODULE__{}), do: :ok
 
-  defp handle!(other),
+  defp check_image!(other),
     do: raise(ArgumentError, "expected a %Mirage{} image, got: #{brief(other)}")
 
   defp check_binary!(bytes) when is_binary(bytes), do: :ok
@@ -432,8 +441,6 @@ defmodule Mirage do
   defp unwrap({:ok, value}), do: value
   defp unwrap({:ok, bytes, image}), do: {bytes, image}
   defp unwrap({:error, reason}), do: raise(Mirage.Error, reason: reason)
-
-  defp transport, do: Application.get_env(:mirage, :transport, Mirage.Transport.NIF)
 
   defp brief(term), do: inspect(term, limit: 5, printable_limit: 40)
 end

@@ -1,8 +1,8 @@
 """Mirage: image decoding, resizing and encoding on Pillow.
 
 The pure-Python core lives in :mod:`mirage.image`; the BEAM transports (the NIF in
-``c_src/``, and later the port and node programs) are thin layers over
-:mod:`mirage.ops`.
+``c_src/``, the port and node programs) are thin layers over
+:class:`mirage.service.Service` (and :mod:`mirage.server` for terms).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The Python half of the NIF: cffi ``extern "Python"`` callbacks over mirage.ops.
+"""The Python half of the NIF: cffi ``extern "Python"`` callbacks over mirage.service.
 
 Imported only inside the BEAM, by the embedding init code compiled into
-``priv/mirage_nif.so`` (see c_src/build.py and c_src/py_api.h). Every callback
-catches every exception and answers a reason code, so no Python failure can look
-like success to C.
+``priv/mirage_nif.so`` (see c_src/build.py and c_src/py_api.h). This module only
+marshals: C values in, :meth:`Service.call <mirage.service.Service.call>`, C values
+out, plus the choice to copy or borrow a source. Every callback catches every
+exception and answers a reason code, so no Python failure can look like success to C.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
-import warnings
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any
 
 from mirage_nif import ffi, lib  # the embedding module, made by cffi at start-up
 
-from mirage import etf, memory, ops, output
-from mirage.codec import Encoded
-from mirage.errors import REASONS, InternalError, MirageError, classify
+from mirage import etf, host
+from mirage.errors import REASONS, InternalError, reason_of
 from mirage.formats import FORMATS
-from mirage.image import Image
-from mirage.registry import Registry
+from mirage.service import Reply, Service, Source
 
 _OK = 0
 # Sources up to this size are copied: reading bytes is faster than reading a view
@@ -28,10 +29,12 @@ _OK = 0
 # settings a copy over 128 KiB is freshly mapped, and faults in, on every call.
 _COPY_BELOW = 1 << 17
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
-# MIRAGE_CODE_RELEASED in c_src/py_api.h: the held image was released meanwhile.
-_RELEASED = -2
+# The held image was released meanwhile (owned by c_src/py_api.h).
+_RELEASED: int = lib.MIRAGE_CODE_RELEASED
 
-_images: Registry[Image] = Registry()
+# The NIF's images live until the BEAM garbage-collects their resources (or
+# Mirage.release/1): no owners and no caps.
+_service = Service()
 
 
 def _sink(level: int, line: str) -> None:
@@ -39,58 +42,63 @@ def _sink(level: int, line: str) -> None:
     lib.mirage_log(level, data, len(data))
 
 
-output.install(_sink)
-memory.configure()
-# In a long-running VM "once per location" would report only the first bad upload.
-warnings.filterwarnings("always", category=UserWarning)
+host.setup(_sink)
 
 
-def _code(exc: BaseException) -> int:
-    if isinstance(exc, MirageError):
-        error = exc
-    elif isinstance(exc, MemoryError):
-        error = classify(exc, "encode")
-    else:
-        # mirage.image maps Pillow's own errors; anything else here is a bug.
-        error = InternalError(repr(exc))
-    if isinstance(error, InternalError):
-        print("".join(traceback.format_exception(exc)), file=sys.stderr)
-    return 1 + REASONS.index(error.reason)
+def _code(reason: str) -> int:
+    # A reason outside the core set (a transport's own) cannot happen without caps.
+    return 1 + REASONS.index(reason) if reason in REASONS else _INTERNAL
 
 
-def _unexpected(exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+def _unexpected(
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
     # cffi's last resort when a callback raises anyway; it then returns `error`.
     print("".join(traceback.format_exception(exc_type, exc, tb)), file=sys.stderr)
 
 
 @functools.lru_cache(maxsize=256)
-def _arguments(encoded: bytes) -> dict:  # type: ignore[type-arg]
-    # Option maps repeat from call to call (the limits are in every one); callers
-    # treat the decoded dict as read-only.
-    return etf.decode(encoded)
+def _arguments(encoded: bytes) -> Mapping[str, object]:
+    # Option maps repeat from call to call (the limits are in every one); every call
+    # with the same bytes shares the decoded map, so it is read-only.
+    decoded = etf.decode(encoded)
+    if not isinstance(decoded, dict):
+        raise TypeError(f"arguments must be a map, got {type(decoded).__name__}")
+    return MappingProxyType(decoded)
 
 
-def _write(out, size: int):  # type: ignore[no-untyped-def]
+def _write(out: Any, size: int) -> Any:
     target = lib.mirage_output_alloc(out, size)
     if target == ffi.NULL:
         raise MemoryError(f"cannot allocate a {size}-byte binary")
     return ffi.buffer(target, size)
 
 
-def _deliver(outcome: ops.Outcome, image, data_out, term_out) -> None:  # type: ignore[no-untyped-def]
-    if outcome.data is not None:
-        encoded: Encoded = outcome.data
-        with encoded:
-            encoded.read_into(memoryview(_write(data_out, len(encoded))))
-    if outcome.term is not None:
-        term = etf.encode(outcome.term)
-        _write(term_out, len(term))[:] = term
-    if outcome.image is not None:
-        held = outcome.image
+def _deliver(reply: Reply, image: Any, data_out: Any, term_out: Any) -> int:
+    if reply.kind == "released":
+        return _RELEASED
+    if reply.kind == "error":
+        return _code(reply.reason or InternalError.reason)
+    try:
+        if reply.data is not None:
+            with reply.data as encoded:
+                encoded.read_into(memoryview(_write(data_out, len(encoded))))
+        if reply.term is not None:
+            term = etf.encode(reply.term)
+            _write(term_out, len(term))[:] = term
+    except BaseException:
+        if reply.image is not None:
+            _service.release(reply.image.handle)  # C never learns the handle
+        raise
+    if reply.image is not None:
+        held = reply.image
         image.format = FORMATS.index(held.format)
         image.width = held.width
         image.height = held.height
-        image.handle = _images.add(held)  # last: C releases it if anything failed
+        image.handle = held.handle  # last: C releases it if anything failed
+    return _OK
 
 
 @ffi.def_extern(error=0, onerror=_unexpected)
@@ -99,39 +107,42 @@ def mirage_py_start() -> int:
 
 
 @ffi.def_extern(error=_INTERNAL, onerror=_unexpected)
-def mirage_py_call(op, handle, data, size, args, args_size, image, data_out, term_out) -> int:  # type: ignore[no-untyped-def]
-    source: ops.Source = None
+def mirage_py_call(
+    op: Any,
+    handle: int,
+    data: Any,
+    size: int,
+    args: Any,
+    args_size: int,
+    image: Any,
+    data_out: Any,
+    term_out: Any,
+) -> int:
+    source: Source = None
     try:
         if handle > 0:
-            try:
-                source = _images.get(handle)
-            except KeyError:
-                # Mirage.release/1 won the race with this call (C checked first).
-                return _RELEASED
+            source = handle  # C checked it first; the service notices a release since
         elif data != ffi.NULL and size <= _COPY_BELOW:
             source = ffi.buffer(data, size)[:]
         elif data != ffi.NULL:
             # Borrowed for this call only: operations that keep an image copy it.
             source = memoryview(ffi.buffer(data, size))
-        else:
-            source = None
         arguments = _arguments(ffi.buffer(args, args_size)[:])
-        outcome = ops.OPS[ffi.string(op).decode()](source, arguments)
-        _deliver(outcome, image, data_out, term_out)
+        reply = _service.call(ffi.string(op).decode(), source, arguments)
+        return _deliver(reply, image, data_out, term_out)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reason code
-        return _code(exc)
+        return _code(reason_of(exc, "the NIF's marshalling"))
     finally:
         if isinstance(source, memoryview):
             source.release()  # any later use raises instead of reading freed memory
-    return _OK
 
 
 @ffi.def_extern(onerror=_unexpected)
-def mirage_py_release(handles, count) -> None:  # type: ignore[no-untyped-def]
+def mirage_py_release(handles: Any, count: int) -> None:
     for i in range(count):
-        _images.release(handles[i])
+        _service.release(handles[i])
 
 
 @ffi.def_extern(error=-1, onerror=_unexpected)
 def mirage_py_live_handles() -> int:
-    return len(_images)
+    return _service.live_handles()

@@ -1,24 +1,20 @@
 """Reading and writing image files with Pillow: the allowlist, decoding, encoding.
 
-Large images are encoded into an anonymous in-memory file (memfd) where the OS
-provides one: Pillow then encodes the whole image in C with the GIL released, so
-two threads encode twice as fast as one (into ``BytesIO`` they hardly scale). Small
-ones go to ``BytesIO``, which saves the file's set-up (about 0.1 ms, a quarter of a
-256x256 JPEG's encode). Either way the bytes are read out once, straight into the
-caller's buffer.
+Where the bytes are read from and written to (views, memfd or ``BytesIO``) is
+:mod:`mirage.buffers`' business.
 """
 
 from __future__ import annotations
 
-import io
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image as PILImage
 from PIL import ImageFile, features
 
-from mirage.errors import EncodeFailed, TruncatedImage, UnsupportedImageFormat, classify
+from mirage import buffers
+from mirage.buffers import Data, Encoded
+from mirage.errors import TruncatedImage, UnsupportedImageFormat, classify, raised_by_mirage
 from mirage.formats import FORMATS, PILLOW_NAME
 
 # Bytes Pillow's plugins look at to recognise a format.
@@ -48,9 +44,6 @@ EXIF_FORMATS = ("jpg", "png", "webp", "tiff")
 
 DEFAULT_QUALITY = {"jpg": 85, "webp": 80}
 
-#: Outputs with more pixels than this (all frames) are encoded into a memfd.
-MEMFD_ABOVE = 1 << 18
-
 
 @dataclass(frozen=True)
 class Frames:
@@ -64,7 +57,7 @@ class Frames:
     def first(self) -> PILImage.Image:
         return self.images[0]
 
-    def map(self, fn) -> Frames:  # type: ignore[no-untyped-def]
+    def map(self, fn: Callable[[PILImage.Image], PILImage.Image]) -> Frames:
         return Frames(tuple(fn(im) for im in self.images), self.durations, self.loop)
 
 
@@ -83,51 +76,11 @@ class EncodeOptions:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-Data = bytes | memoryview
-
-
-class _ViewFile(io.RawIOBase):
-    """A read-only file over a buffer, without copying it as ``BytesIO`` would."""
-
-    def __init__(self, view: memoryview) -> None:
-        super().__init__()
-        self._view = view.cast("B")
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self._view[self._pos : self._pos + len(buffer)]
-        count = len(chunk)
-        memoryview(buffer).cast("B")[:count] = chunk
-        self._pos += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
-def _file(data: Data) -> io.BytesIO | io.BufferedReader:
-    # BytesIO shares a bytes object but copies any other buffer.
-    if isinstance(data, bytes):
-        return io.BytesIO(data)
-    return io.BufferedReader(_ViewFile(data))
-
-
 def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageFile:
     """Open ``data`` (header only) with the first allowed plugin that recognises it.
 
-    ``data`` may be a memoryview borrowed for the length of a call (the NIF lends
-    the Erlang binary this way): it is read in place, never copied whole.
+    ``data`` may be a memoryview borrowed for the length of a call: it is read in
+    place, never copied whole.
     """
     # Pillow's Image.open tries every plugin and hides why each one refused; asking
     # the allowed plugins directly keeps the allowlist and tells truncation apart.
@@ -137,10 +90,12 @@ def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageF
         verdict = accept(prefix) if accept else True
         if isinstance(verdict, str) or not verdict:
             continue
-        fp = _file(data)
+        fp = buffers.reader(data)
         try:
             return factory(fp, "")
         except Exception as exc:  # mapped to a reason below
+            if raised_by_mirage(exc):
+                raise  # a bug, not bad data
             if fp.tell() >= len(data):
                 raise TruncatedImage(f"header ends early: {exc}") from exc
             raise classify(exc, "decode") from exc
@@ -174,12 +129,12 @@ def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
         tagged = _tiff_orientation(im)
         im.load()
         im.fp = None  # loaded: drop the file, which may borrow the caller's buffer
-        return Frames((_plain(_as_stored(im, tagged)),))
+        return Frames((_without_info(_as_stored(im, tagged)),))
     images, durations = [], []
     for index in range(count):
         im.seek(index)
         im.load()
-        images.append(_plain(resizable(im).copy()))
+        images.append(_without_info(resizable(im).copy()))
         durations.append(int(im.info.get("duration", 0) or 0))
     loop = im.info.get("loop")
     return Frames(tuple(images), tuple(durations), loop if isinstance(loop, int) else None)
@@ -218,7 +173,8 @@ def _as_stored(im: ImageFile.ImageFile, tagged: int | None) -> PILImage.Image:
     return pixels
 
 
-def _plain(im: PILImage.Image) -> PILImage.Image:
+def _without_info(im: PILImage.Image) -> PILImage.Image:
+    """``im`` with its ``info`` (the source's metadata) cleared."""
     im.info = {}
     return im
 
@@ -241,53 +197,6 @@ def resizable(im: PILImage.Image) -> PILImage.Image:
     return im
 
 
-class Encoded:
-    """Encoded bytes held outside Python's heap until read out once."""
-
-    def __init__(self, file: io.BufferedRandom | io.BytesIO) -> None:
-        self._file = file
-        if isinstance(file, io.BytesIO):
-            self.size = file.getbuffer().nbytes
-        else:
-            self.size = os.fstat(file.fileno()).st_size
-
-    def __len__(self) -> int:
-        return self.size
-
-    def read_into(self, buffer: memoryview) -> None:
-        """Copy the bytes into ``buffer`` (exactly ``len(self)`` bytes long)."""
-        if isinstance(self._file, io.BytesIO):
-            buffer[:] = self._file.getbuffer()
-            return
-        done = 0
-        while done < self.size:
-            count = os.preadv(self._file.fileno(), [buffer[done:]], done)
-            if count <= 0:
-                raise EncodeFailed("encoded output shrank while being read")
-            done += count
-
-    def to_bytes(self) -> bytes:
-        buffer = bytearray(self.size)
-        self.read_into(memoryview(buffer))
-        return bytes(buffer)
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> Encoded:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _scratch_file(pixels: int) -> io.BufferedRandom | io.BytesIO:
-    if pixels > MEMFD_ABOVE and hasattr(os, "memfd_create"):
-        fd = os.memfd_create("mirage-encode", os.MFD_CLOEXEC)
-        return open(fd, "w+b")  # closed by the Encoded that wraps it
-    return io.BytesIO()
-
-
 def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
     """Write ``frames`` as ``fmt``; all frames when the format animates, else the first."""
     images = frames.images if fmt in ANIMATED else frames.images[:1]
@@ -301,13 +210,15 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
             params["loop"] = frames.loop
         elif fmt != "gif":
             params["loop"] = 1  # a GIF without a loop count plays once; 0 is forever
-    file = _scratch_file(sum(im.width * im.height for im in images))
+    file = buffers.scratch_file(sum(im.width * im.height for im in images))
     try:
         images[0].save(file, format=PILLOW_NAME[fmt], **params)
         file.flush()
         return Encoded(file)
     except Exception as exc:
         file.close()
+        if raised_by_mirage(exc) and not isinstance(exc, MemoryError):
+            raise  # a bug, not bad data
         raise classify(exc, "encode") from exc
 
 

@@ -4,16 +4,24 @@ Every transport reports failures as one of :data:`REASONS` (the NIF as an index 
 atoms made at load time, the port and node as atoms), so this module is the single
 source of truth for that set. Each error also subclasses the built-in exception a
 Python caller would expect (``ValueError``, ``OSError``, ...).
+
+Bugs are not bad data: only exceptions Pillow raises while decoding or encoding are
+turned into data reasons. An exception raised by Mirage's own code passes through
+:func:`translate` unchanged, and :func:`reason_of` reports it as ``internal_error``
+with its traceback logged.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar, Literal
 
-from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+from PIL.Image import DecompressionBombError
 
 Phase = Literal["decode", "encode"]
 
@@ -79,7 +87,17 @@ ERRORS: tuple[type[MirageError], ...] = (
 #: The closed set of failure reasons, in a fixed order (the NIF's atom table index).
 REASONS: tuple[str, ...] = tuple(cls.reason for cls in ERRORS)
 
-# Exceptions Pillow's plugins raise for malformed data (as opposed to our own bugs).
+
+class Overloaded(MirageError):
+    """A worker holds as many images (or bytes of them) as it may: a transport
+    reason, so not in :data:`REASONS` (Elixir adds it with ``timeout`` and
+    ``worker_crashed``). The NIF sets no caps and never raises it."""
+
+    reason = "overloaded"
+
+
+# What Pillow's plugins raise for malformed data. Only exceptions raised by Pillow
+# (see _raised_by_mirage) are looked up here.
 _DATA_ERRORS = (
     OSError,
     SyntaxError,
@@ -98,14 +116,52 @@ def _is_truncation(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and "truncated" in str(exc).lower()
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def raised_by_mirage(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from Mirage's own code: a bug, whatever its type.
+
+    The innermost frame of a traceback is where the exception was raised. A C
+    function called from Mirage's code (``int()``, a failed dict lookup) has no frame
+    of its own, so what it raises counts as Mirage's; what Pillow (or a C function
+    Pillow calls) raises has Pillow's frame innermost. Pillow re-raises some errors of
+    code it calls back (a file's ``readinto``) as its own, so every exception ``exc``
+    was raised from or while handling counts too.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _innermost_in_package(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _innermost_in_package(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE)
+
+
 def classify(exc: BaseException, phase: Phase) -> MirageError:
-    """Map any exception raised while decoding or encoding to a :class:`MirageError`."""
+    """The :class:`MirageError` for an exception raised while decoding or encoding.
+
+    Exceptions from Pillow map to data reasons; one raised by Mirage's own code is an
+    :class:`InternalError` (callers that can, re-raise the original instead).
+    """
     if isinstance(exc, MirageError):
         return exc
     message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (PILImage.DecompressionBombError, MemoryError)):
+    if isinstance(exc, (DecompressionBombError, MemoryError)):
         return TooManyPixels(message)
-    if isinstance(exc, PILImage.UnidentifiedImageError):
+    if raised_by_mirage(exc):
+        return InternalError(message)
+    if isinstance(exc, UnidentifiedImageError):
         return UnsupportedImageFormat(message)
     if phase == "decode" and _is_truncation(exc):
         return TruncatedImage(message)
@@ -116,10 +172,34 @@ def classify(exc: BaseException, phase: Phase) -> MirageError:
 
 @contextmanager
 def translate(phase: Phase) -> Iterator[None]:
-    """Re-raise anything escaping the block as the matching :class:`MirageError`."""
+    """Re-raise what Pillow raises in the block as the matching :class:`MirageError`.
+
+    Wrap calls into Pillow, not Mirage's own logic. Whatever Mirage's code raises
+    in the block (a bug) escapes unchanged, except ``MemoryError``.
+    """
     try:
         yield
     except MirageError:
         raise
-    except Exception as exc:  # every failure must map to a reason
+    except Exception as exc:  # Pillow's failures map to a reason; ours stay bugs
+        if raised_by_mirage(exc) and not isinstance(exc, MemoryError):
+            raise
         raise classify(exc, phase) from exc
+
+
+_log = logging.getLogger("mirage")
+
+
+def reason_of(exc: BaseException, context: str = "") -> str:
+    """The reason a transport reports for ``exc``, which escaped an operation.
+
+    A :class:`MirageError` names its own; running out of memory is
+    ``too_many_pixels``; anything else is a bug: ``internal_error``, with the
+    traceback logged (to the ``mirage`` logger, which a host routes to its sink).
+    """
+    if isinstance(exc, MirageError) and not isinstance(exc, InternalError):
+        return exc.reason
+    if isinstance(exc, MemoryError):
+        return TooManyPixels.reason
+    _log.error("internal error%s", f" in {context}" if context else "", exc_info=exc)
+    return InternalError.reason

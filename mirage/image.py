@@ -16,19 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 
 from PIL import Image as PILImage
+from PIL import ImageFile
 
-from mirage import codec, geometry
-from mirage.codec import Encoded, EncodeOptions, Frames
+from mirage import codec, geometry, metadata
+from mirage.buffers import Encoded, Output, read_bytes
+from mirage.codec import EncodeOptions, Frames
 from mirage.errors import InvalidDimensions, TooManyPixels, TruncatedImage, translate
 from mirage.formats import DEFAULT_ALLOWED, FORMATS, FROM_PILLOW
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Largest image (width x height, summed over decoded frames) decoded or produced
 #: unless the caller says otherwise. Below Pillow's own 89 MP warning, above any
 #: phone camera's 48 MP.
 DEFAULT_MAX_PIXELS = 50_000_000
+
+T = TypeVar("T")
 
 Filter = Literal["nearest", "bilinear", "bicubic", "lanczos"]
 FILTERS: dict[str, PILImage.Resampling] = {
@@ -95,7 +102,7 @@ class Info:
 
 
 def from_bytes(
-    data: bytes,
+    data: bytes | memoryview,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
@@ -129,20 +136,61 @@ def info(
     )
 
 
+class ThumbnailOptions(TypedDict, total=False):
+    """The keyword options of :func:`thumbnail` (and :func:`resize`)."""
+
+    fit: geometry.Fit
+    gravity: str | tuple[float, float]
+    filter: Filter
+    upscale: bool
+    auto_orient: bool
+    format: str | None
+    quality: int | None
+    strip: bool
+    frames: Literal["all", "first"]
+    max_pixels: int
+    allowed_formats: Sequence[str]
+
+
+class EncodeKeywords(TypedDict, total=False):
+    """The keyword options of :func:`to_bytes`."""
+
+    format: str | None
+    quality: int | None
+    progressive: bool
+    optimize: bool
+    lossless: bool
+    compress_level: int | None
+    strip: bool
+    max_pixels: int
+
+
+@overload
 def thumbnail(
-    source: bytes | memoryview | Image, width: int, height: int, **options: Any
-) -> tuple[bytes, Image]:
-    """:func:`thumbnail_encoded` (same options), returning the encoded bytes."""
-    encoded, image = thumbnail_encoded(source, width, height, **options)
-    with encoded:
-        return encoded.to_bytes(), image
+    source: bytes | memoryview | Image,
+    width: int,
+    height: int,
+    **options: Unpack[ThumbnailOptions],
+) -> tuple[bytes, Image]: ...
 
 
-def thumbnail_encoded(
+@overload
+def thumbnail(
     source: bytes | memoryview | Image,
     width: int,
     height: int,
     *,
+    output: Output[T],
+    **options: Unpack[ThumbnailOptions],
+) -> tuple[T, Image]: ...
+
+
+def thumbnail(
+    source: bytes | memoryview | Image,
+    width: int,
+    height: int,
+    *,
+    output: Output[Any] = read_bytes,
     fit: geometry.Fit = "fill",
     gravity: str | tuple[float, float] = "center",
     filter: Filter = "bilinear",
@@ -154,7 +202,7 @@ def thumbnail_encoded(
     frames: Literal["all", "first"] = "all",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
-) -> tuple[Encoded, Image]:
+) -> tuple[Any, Image]:
     """Resize into a ``width`` x ``height`` box the way libvips' thumbnail does.
 
     ``fit`` is one of :data:`~mirage.geometry.FITS` (``fill``: exact size, cropped by
@@ -164,6 +212,10 @@ def thumbnail_encoded(
     every frame and its timing unless ``frames="first"``. Encodes as ``format``
     (default: the source's) and returns the encoded bytes with an :class:`Image`
     holding the result.
+
+    ``output`` receives the :class:`~mirage.buffers.Encoded` result and takes
+    ownership of it; what it returns comes back in place of the bytes (a transport
+    passes :func:`mirage.buffers.keep` to write the output where it needs it).
     """
     opened = None
     if not isinstance(source, Image):
@@ -195,7 +247,25 @@ def thumbnail_encoded(
             resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
     result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
     encoded = _encode(result, out_format, strip=strip, quality=quality)
-    return encoded, replace(result, format=out_format, byte_size=len(encoded))
+    described = replace(result, format=out_format, byte_size=len(encoded))
+    return output(encoded), described
+
+
+@overload
+def resize(
+    image: Image, width: int, height: int, **options: Unpack[ThumbnailOptions]
+) -> tuple[bytes, Image]: ...
+
+
+@overload
+def resize(
+    image: Image,
+    width: int,
+    height: int,
+    *,
+    output: Output[T],
+    **options: Unpack[ThumbnailOptions],
+) -> tuple[T, Image]: ...
 
 
 def resize(
@@ -203,9 +273,9 @@ def resize(
     width: int,
     height: int,
     *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    **options: object,
-) -> tuple[bytes, Image]:
+    output: Output[Any] = read_bytes,
+    **options: Unpack[ThumbnailOptions],
+) -> tuple[Any, Image]:
     """Resize to exactly ``width`` x ``height``: scale to cover, crop the centre.
 
     The image is first turned upright by its EXIF orientation. Uses a triangle
@@ -215,7 +285,7 @@ def resize(
     """
     if not isinstance(image, Image):
         raise TypeError(f"image must be a mirage Image, got {type(image).__name__}")
-    return thumbnail(image, width, height, max_pixels=max_pixels, **options)  # type: ignore[arg-type]
+    return thumbnail(image, width, height, output=output, **options)
 
 
 def crop(
@@ -285,15 +355,18 @@ def auto_orient(image: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
         return _derived(image, pixels.map(lambda im: im.transpose(method)), orientation=1)
 
 
-def to_bytes(image: Image, **options: Any) -> bytes:
-    """:func:`to_encoded` (same options), returning the bytes."""
-    with to_encoded(image, **options) as encoded:
-        return encoded.to_bytes()
+@overload
+def to_bytes(image: Image, **options: Unpack[EncodeKeywords]) -> bytes: ...
 
 
-def to_encoded(
+@overload
+def to_bytes(image: Image, *, output: Output[T], **options: Unpack[EncodeKeywords]) -> T: ...
+
+
+def to_bytes(
     image: Image,
     *,
+    output: Output[Any] = read_bytes,
     format: str | None = None,
     quality: int | None = None,
     progressive: bool = False,
@@ -302,10 +375,13 @@ def to_encoded(
     compress_level: int | None = None,
     strip: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Encoded:
+) -> Any:
     """Encode ``image``. ``strip`` (default) drops EXIF, XMP and comments but keeps
-    the colour profile and the orientation; ``strip=False`` keeps the source's EXIF."""
-    return _encode(
+    the colour profile and the orientation; ``strip=False`` keeps the source's EXIF.
+
+    ``output`` works as in :func:`thumbnail`.
+    """
+    encoded = _encode(
         image,
         format or image.format,
         strip=strip,
@@ -316,6 +392,25 @@ def to_encoded(
         compress_level=compress_level,
         max_pixels=max_pixels,
     )
+    return output(encoded)
+
+
+def footprint(image: Image) -> int:
+    """An estimate of the memory ``image`` holds, in bytes: its decoded pixels as
+    Pillow stores them, or else the encoded bytes it was read from."""
+    if image._pixels is not None:
+        return sum(im.width * im.height * _pixel_bytes(im.mode) for im in image._pixels.images)
+    return len(image._source) if image._source is not None else 0
+
+
+def _pixel_bytes(mode: str) -> int:
+    # Pillow keeps 8-bit single-band modes in one byte, 16-bit in two, and
+    # everything else (RGB included) in four bytes per pixel.
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith(("I;16", "BGR;15", "BGR;16")):
+        return 2
+    return 4
 
 
 def formats() -> dict[str, list[str]]:
@@ -329,7 +424,7 @@ def formats() -> dict[str, list[str]]:
 
 def _read_header(
     data: bytes | memoryview, max_pixels: int, allowed: tuple[str, ...]
-) -> tuple[Image, object]:
+) -> tuple[Image, ImageFile.ImageFile]:
     unknown = [f for f in allowed if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown formats in allowed_formats: {unknown}")
@@ -338,76 +433,20 @@ def _read_header(
         width, height = codec.stored_size(im)
         _check_size(width, height, max_pixels)
         frames = int(getattr(im, "n_frames", 1))
-        exif = _source_exif(im, data)
+        exif = metadata.source_exif(im, data)
         image = Image(
             format=FROM_PILLOW[im.format or ""],
             width=width,
             height=height,
             byte_size=len(data),
             frames=frames,
-            orientation=_orientation(im, exif),
+            orientation=metadata.orientation(im, exif),
             _source=data,
             _allowed=allowed,
             _exif=exif,
             _icc=im.info.get("icc_profile"),
         )
     return image, im
-
-
-def _orientation(im: PILImage.Image, exif_bytes: bytes | None) -> int:
-    try:
-        if im.format == "PNG":
-            # Pillow's PNG getexif() decodes every pixel to reach an eXIf chunk
-            # after the image data; _source_exif found the chunk without that.
-            if exif_bytes is None:
-                return 1
-            exif = PILImage.Exif()
-            exif.load(exif_bytes)
-        else:
-            exif = im.getexif()
-        value = exif.get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - broken EXIF must not fail the whole image
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-# TIFF tags that are metadata about the picture (not its layout), kept by strip=False.
-_TIFF_METADATA_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298)
-_EXIF_IFDS = (0x8769, 0x8825)  # the EXIF and GPS sub-directories
-
-
-def _source_exif(im: PILImage.Image, data: bytes | memoryview) -> bytes | None:
-    """The source's EXIF as bytes, also where Pillow's header ``info`` lacks it."""
-    raw = im.info.get("exif")
-    if raw is not None or im.format not in ("PNG", "TIFF"):
-        return raw
-    try:
-        if im.format == "PNG":
-            return _png_chunk(data, b"eXIf")
-        tags = im.getexif()  # the TIFF's own directory: reading it decodes no pixels
-        exif = PILImage.Exif()
-        for tag in _TIFF_METADATA_TAGS:
-            if tag in tags:
-                exif[tag] = tags[tag]
-        for ifd in _EXIF_IFDS:
-            if tags.get_ifd(ifd):
-                exif.get_ifd(ifd).update(tags.get_ifd(ifd))
-        return exif.tobytes() if len(exif) or any(exif.get_ifd(i) for i in _EXIF_IFDS) else None
-    except Exception:  # noqa: BLE001 - broken metadata must not fail the image
-        return None
-
-
-def _png_chunk(data: bytes | memoryview, kind: bytes) -> bytes | None:
-    pos = 8
-    while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        chunk = bytes(data[pos + 4 : pos + 8])
-        if chunk == kind:
-            return bytes(data[pos + 8 : pos + 8 + length])
-        if chunk == b"IEND":
-            return None
-        pos += 12 + length
-    return None
 
 
 def _require_int(name: str, value: object) -> None:
@@ -454,7 +493,7 @@ def _decode(
     count: int,
     max_pixels: int,
     draft: tuple[geometry.Box, tuple[int, int]] | None = None,
-    opened: object = None,
+    opened: ImageFile.ImageFile | None = None,
 ) -> tuple[Frames, float]:
     """Decoded frames, and the scale a JPEG draft applied to the stored size.
 
@@ -521,8 +560,11 @@ def _encode(
     *,
     strip: bool,
     quality: int | None = None,
+    progressive: bool = False,
+    optimize: bool = False,
+    lossless: bool = False,
+    compress_level: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    **options: object,
 ) -> Encoded:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
@@ -533,26 +575,17 @@ def _encode(
         with translate("decode"):
             pixels = pixels.map(lambda im: im.transpose(_UPRIGHT[orientation]))
         orientation = 1
-    exif = _exif_for(None if strip else image._exif, orientation)
+    exif = metadata.exif_for(None if strip else image._exif, orientation)
     return codec.encode(
         pixels,
         fmt,
-        EncodeOptions(quality=quality, icc_profile=image._icc, exif=exif, **options),  # type: ignore[arg-type]
+        EncodeOptions(
+            quality=quality,
+            progressive=progressive,
+            optimize=optimize,
+            lossless=lossless,
+            compress_level=compress_level,
+            icc_profile=image._icc,
+            exif=exif,
+        ),
     )
-
-
-def _exif_for(source_exif: bytes | None, orientation: int) -> bytes | None:
-    """EXIF for the output: the source's (if kept) with the orientation set right."""
-    if source_exif is None and orientation == 1:
-        return None
-    exif = PILImage.Exif()
-    if source_exif is not None:
-        try:
-            exif.load(source_exif)
-        except Exception:  # noqa: BLE001 - unreadable EXIF: write only the orientation
-            exif = PILImage.Exif()
-    if orientation == 1:
-        exif.pop(0x0112, None)
-    else:
-        exif[0x0112] = orientation
-    return exif.tobytes()

@@ -5,18 +5,17 @@ goes. A plain Python process hardly notices: glibc's mmap threshold adapts, and 
 freed memory serves the next image. Inside the BEAM it does not adapt. ERTS sets
 malloc's trim threshold at start-up, which pins the mmap threshold at 128 KiB. Every
 larger buffer is then mapped and unmapped per call, and every page of it faults
-again: about 1,700 faults per 12 MP thumbnail, 450 for a 640x427 one.
+again on the next image.
 
-Keeping a bounded number of freed blocks for reuse removes most of them. The blocks
-are 120 KiB, just under that threshold, so glibc serves them from its heap: a cached
-block that Pillow resizes for the next image's line length is then reallocated in
-place, where a 128 KiB block (mapped, being at the threshold with malloc's header)
-was remapped and faulted in again (27 faults per 640x427 thumbnail against 4).
+Keeping a bounded number of freed blocks for reuse removes most of those faults. The
+blocks are kept just under that threshold, so glibc serves them from its heap: a
+cached block that Pillow resizes for the next image's line length is then
+reallocated in place, where a block at the threshold would be mapped afresh and
+faulted in again (``bench/`` measures the difference).
 
-The setting is process-wide, so only processes Mirage owns apply it (the NIF's
-embedded interpreter, and later the port and node programs); :mod:`mirage.image`
-never does. Pillow's own ``PILLOW_BLOCK_SIZE`` and ``PILLOW_BLOCKS_MAX`` environment
-variables, when set, win.
+The setting is process-wide, so only processes Mirage owns apply it (through
+:func:`mirage.host.setup`); :mod:`mirage.image` never does. Pillow's own
+``PILLOW_BLOCK_SIZE`` and ``PILLOW_BLOCKS_MAX`` environment variables, when set, win.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from PIL import Image as PILImage
+from PIL import _imaging as core
 
 BLOCK_SIZE = 120 * 1024
 #: At most BLOCK_SIZE * BLOCKS_MAX bytes (7.5 MiB) stay cached between calls.
@@ -41,7 +40,6 @@ class BlockCache:
 
 
 def current() -> BlockCache:
-    core = PILImage.core
     return BlockCache(core.get_block_size(), core.get_blocks_max())
 
 
@@ -52,7 +50,6 @@ def configure(
 ) -> BlockCache:
     """Apply the block cache unless Pillow's variables are set; return what is in effect."""
     if not any(name in environ for name in ENVIRONMENT):
-        core = PILImage.core
         core.set_block_size(block_size)
         core.set_blocks_max(blocks_max)
     return current()

@@ -72,7 +72,14 @@ def install(sink: Sink) -> tuple[TextIO, TextIO]:
     sys.stdout = LineWriter(sink, INFO)
     sys.stderr = LineWriter(sink, ERROR)
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         text = warnings.formatwarning(message, category, filename, lineno, line)
         sink(WARNING, text.rstrip("\n"))
 

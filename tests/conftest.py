@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,3 +202,24 @@ def pixel_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy_file_load)
     monkeypatch.setattr(PILImage, "_getdecoder", spy_getdecoder)
     return calls
+
+
+# --- a host's sink ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sink_lines() -> Iterator[list[tuple[int, str]]]:
+    """Everything a process set up by mirage.host sends to its sink, as (level, text);
+    the set-up is undone afterwards."""
+    from mirage import host
+
+    lines: list[tuple[int, str]] = []
+    setup = host.setup(lambda level, line: lines.append((level, line)))
+    try:
+        yield lines
+    finally:
+        setup.undo()
+
+
+def logged_text(lines: list[tuple[int, str]]) -> str:
+    return "\n".join(text for _, text in lines)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -12,12 +11,11 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageCms, features
 
-from mirage import codec, image
+from mirage import codec
 from mirage.codec import (
     ALPHA_MODES,
     ANIMATED,
     EXIF_FORMATS,
-    Encoded,
     EncodeOptions,
     Frames,
     decode_frames,
@@ -45,104 +43,6 @@ def frames_of(*images: PILImage.Image, durations: tuple[int, ...] = (), loop: in
 def encoded_bytes(frames: Frames, fmt: str, options: EncodeOptions | None = None) -> bytes:
     with encode(frames, fmt, options or EncodeOptions()) as out:
         return out.to_bytes()
-
-
-# --- Encoded ------------------------------------------------------------------------------------
-
-
-# A plain colour encodes fast at any size: big enough for the memfd route.
-LARGE = PILImage.new("RGB", (520, 520), BLUE)
-assert LARGE.width * LARGE.height > codec.MEMFD_ABOVE
-SMALL = gradient((50, 40))
-both_routes = pytest.mark.parametrize("im", [SMALL, LARGE], ids=["bytesio", "memfd"])
-
-
-@both_routes
-def test_read_into_fills_the_buffer_exactly(im: PILImage.Image) -> None:
-    with encode(frames_of(im), "png", EncodeOptions()) as out:
-        size = len(out)
-        assert size == out.size > 0
-        # Sentinel bytes around the target prove nothing is written outside it.
-        backing = bytearray(b"\xaa" * (size + 16))
-        view = memoryview(backing)[8 : 8 + size]
-        out.read_into(view)
-        assert backing[:8] == b"\xaa" * 8 and backing[-8:] == b"\xaa" * 8
-        assert bytes(backing[8 : 8 + size]) == out.to_bytes()
-        assert bytes(backing[8:16]) == b"\x89PNG\r\n\x1a\n"
-
-
-@both_routes
-def test_to_bytes_can_be_read_twice(im: PILImage.Image) -> None:
-    # read_into uses positioned reads, so reading again gives the same bytes.
-    with encode(frames_of(im), "jpg", EncodeOptions()) as out:
-        assert out.to_bytes() == out.to_bytes()
-
-
-@both_routes
-def test_read_into_a_short_buffer_fails_cleanly(im: PILImage.Image) -> None:
-    with encode(frames_of(im), "png", EncodeOptions()) as out:
-        with pytest.raises((EncodeFailed, ValueError)):
-            out.read_into(memoryview(bytearray(len(out) - 1)))
-
-
-def test_small_outputs_go_to_bytesio() -> None:
-    # Setting up a memfd costs more than a small encode gains from it.
-    with encode(frames_of(SMALL), "png", EncodeOptions()) as out:
-        assert isinstance(out._file, io.BytesIO)
-        assert out.to_bytes() == pil_encode(SMALL, "PNG")
-
-
-def test_bytesio_fallback_behaves_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Where there is no memfd (macOS), a BytesIO stands in for large outputs too.
-    expected = encoded_bytes(frames_of(LARGE), "png")
-    monkeypatch.delattr(os, "memfd_create", raising=False)
-    with encode(frames_of(LARGE), "png", EncodeOptions()) as out:
-        assert isinstance(out._file, io.BytesIO)
-        assert len(out) == len(expected)
-        buffer = bytearray(len(out))
-        out.read_into(memoryview(buffer))
-        assert bytes(buffer) == expected == out.to_bytes()
-
-
-@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux-only")
-def test_large_outputs_go_to_a_memfd() -> None:
-    with encode(frames_of(LARGE), "png", EncodeOptions()) as out:
-        fd = out._file.fileno()
-        assert os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:mirage-encode")
-        assert os.fstat(fd).st_size == len(out)
-        assert out.to_bytes() == pil_encode(LARGE, "PNG")
-    # Closing the Encoded closes the descriptor.
-    with pytest.raises(OSError):
-        os.fstat(fd)
-
-
-@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux-only")
-def test_animation_pixels_count_every_frame() -> None:
-    # 8 frames of 200x200 are over the limit though one frame is not.
-    frame = PILImage.new("RGB", (200, 200), RED)
-    assert frame.width * frame.height * 8 > codec.MEMFD_ABOVE > frame.width * frame.height
-    frames = Frames((frame,) * 8, (40,) * 8, 0)
-    with encode(frames, "gif", EncodeOptions()) as out:
-        assert os.readlink(f"/proc/self/fd/{out._file.fileno()}").startswith("/memfd:")
-
-
-@pytest.mark.skipif(not LINUX_FDS.is_dir(), reason="needs /proc/self/fd")
-def test_no_descriptor_leaks() -> None:
-    frames = frames_of(LARGE)  # large enough to be encoded into a memfd
-    before = len(os.listdir(LINUX_FDS))
-    for _ in range(50):
-        with encode(frames, "png", EncodeOptions()) as out:
-            out.to_bytes()
-    # Failed encodes close their scratch file too.
-    for _ in range(50):
-        with pytest.raises(EncodeFailed):
-            encode(frames, "jpg", EncodeOptions(extra={"subsampling": "bogus"}))
-    # And so do the image-level calls that encode and return bytes.
-    data = pil_encode(LARGE, "PNG")
-    for _ in range(50):
-        image.thumbnail(data, LARGE.width, LARGE.height)
-        image.to_bytes(image.from_bytes(data), format="jpg")
-    assert len(os.listdir(LINUX_FDS)) == before
 
 
 @pytest.mark.parametrize(
@@ -471,15 +371,6 @@ def test_webp_depends_on_the_codec(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_readable_order_is_formats_order() -> None:
     assert readable() == [f for f in FORMATS if f in readable()]
     assert writable() == [f for f in FORMATS if f in writable()]
-
-
-def test_encoded_is_a_context_manager() -> None:
-    out = encode(frames_of(gradient((8, 8))), "png", EncodeOptions())
-    assert isinstance(out, Encoded)
-    with out as same:
-        assert same is out
-    with pytest.raises(ValueError):
-        out.to_bytes()  # closed
 
 
 def test_encode_failure_is_encode_failed() -> None:

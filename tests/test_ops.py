@@ -19,7 +19,8 @@ etf = pytest.importorskip(
 )
 ops = pytest.importorskip("mirage.ops", reason="mirage.ops needs mirage.etf")
 
-from mirage.codec import Encoded  # noqa: E402 - after the skips above
+from mirage import image as image_module  # noqa: E402
+from mirage.buffers import Encoded  # noqa: E402 - after the skips above
 from mirage.errors import (  # noqa: E402
     InvalidDimensions,
     TooManyPixels,
@@ -128,9 +129,11 @@ def test_info_term() -> None:
     assert type(term["has_alpha"]) is bool
 
 
-@pytest.mark.parametrize("name", ["thumbnail", "resize"])
-def test_thumbnail_and_resize_from_bytes_and_held(name: str, png: bytes, held: Image) -> None:
-    for source in (png, held):
+@pytest.mark.parametrize(("name", "sources"), [("thumbnail", "bytes+held"), ("resize", "held")])
+def test_thumbnail_and_resize_from_bytes_and_held(
+    name: str, sources: str, png: bytes, held: Image
+) -> None:
+    for source in (png, held) if sources == "bytes+held" else (held,):
         out = OPS[name](source, args(width=40, height=40))
         assert out.term is None
         data = read(out.data)
@@ -311,7 +314,7 @@ NEEDS: dict[str, str] = {
     "from_bytes": "bytes",
     "info": "bytes",
     "thumbnail": "either",
-    "resize": "either",
+    "resize": "held",  # as image.resize: never bytes
     "crop": "held",
     "rotate": "held",
     "flip": "held",
@@ -369,3 +372,31 @@ def test_byte_sources_may_be_memoryviews(name: str, png: bytes) -> None:
     else:
         assert from_view.image is not None and from_bytes_.image is not None
         assert from_view.image.byte_size == from_bytes_.image.byte_size == len(png)
+
+
+def test_info_keys_are_an_explicit_tuple_of_info_fields(png: bytes) -> None:
+    # The keys are written out (Elixir must know each atom), and must stay Info's.
+    assert isinstance(ops.INFO_KEYS, tuple)
+    assert set(ops.INFO_KEYS) == set(image_module.Info.__dataclass_fields__)
+    term = OPS["info"](png, limits()).term
+    assert list(term) == [Atom(k) for k in ops.INFO_KEYS]
+
+
+def test_option_names_are_image_keywords() -> None:
+    # Every option ops forwards is a keyword the image function takes.
+    thumbnail_keys = image_module.ThumbnailOptions.__optional_keys__
+    assert set(ops._THUMBNAIL_OPTIONS) | {"gravity"} <= thumbnail_keys
+    assert set(ops._ENCODE_OPTIONS) <= image_module.EncodeKeywords.__optional_keys__
+
+
+def test_resize_refuses_bytes_like_image_resize(png: bytes) -> None:
+    with pytest.raises(TypeError):
+        image_module.resize(png, 10, 10)  # type: ignore[call-overload]
+    with pytest.raises(TypeError):
+        OPS["resize"](png, args(width=10, height=10))
+
+
+def test_run_dispatches_by_name(png: bytes) -> None:
+    assert ops.run("info", png, limits()).term == OPS["info"](png, limits()).term
+    with pytest.raises(ValueError, match="unknown operation"):
+        ops.run("no_such_operation", png, limits())

@@ -1,16 +1,20 @@
 defmodule Mirage.Application do
+  # Starts the log forwarder and what the configured transport needs
+  # (`Mirage.Transport` callback `children/0`; the NIF's loads the library). Other
+  # transports start nothing here: the NIF loads itself on first use.
   @moduledoc false
   use Application
 
   @impl true
   def start(_type, _args) do
-    # The port pool starts here only when configured; otherwise on first use.
-    port =
-      if Application.get_env(:mirage, :transport) in [:port, Mirage.Transport.Port],
-        do: [Mirage.Port.Pool],
+    transport = Mirage.Transport.configured()
+
+    children =
+      if Code.ensure_loaded?(transport) and function_exported?(transport, :children, 0),
+        do: transport.children(),
         else: []
 
-    Supervisor.start_link([Mirage.LogForwarder | port],
+    Supervisor.start_link([Mirage.LogForwarder | children],
       strategy: :one_for_one,
       name: Mirage.Supervisor
     )

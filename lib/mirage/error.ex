@@ -1,5 +1,7 @@
 defmodule Mirage.Error do
-  @descriptions [
+  # Core reasons: raised by the Python core, same order as mirage.errors.REASONS (the
+  # NIF's atom table index); test/mirage/tables_test.exs fails when the two drift.
+  @core [
     unsupported_image_format:
       "the bytes are not an image in an allowed format (also empty input)",
     truncated_image: "the data ends before the header or the pixel data is complete",
@@ -12,17 +14,34 @@ defmodule Mirage.Error do
     internal_error: "an unexpected failure inside Mirage or Pillow (a bug; details go to Logger)"
   ]
 
+  # Transport reasons: owned here; the NIF never returns them.
+  @transport [
+    timeout: "the call's deadline (the `:timeout` option) passed before the core answered",
+    worker_crashed: "the process or node serving the call died before answering",
+    overloaded: "the transport's queue, or the core's cap on held images, is full"
+  ]
+
+  @descriptions @core ++ @transport
+
   @moduledoc """
   Raised by the bang functions (`Mirage.from_bytes!/1`, `Mirage.resize!/3`); the
   other functions return `{:error, reason}` with the same reason.
 
-  `reason` is always one of a closed set of atoms, the same for every transport and
-  mirrored by `mirage.errors.REASONS` in the Python package:
+  `reason` is always one of a closed set of atoms, the same for every transport.
 
-  #{Enum.map_join(@descriptions, "\n", fn {reason, text} -> "  * `#{inspect(reason)}`: #{text}" end)}
+  Reasons from the Python core (`core_reasons/0`, the same as
+  `mirage.errors.REASONS`, in that order):
+
+  #{Enum.map_join(@core, "\n", fn {reason, text} -> "  * `#{inspect(reason)}`: #{text}" end)}
+
+  Reasons from a transport (`transport_reasons/0`; the NIF never returns them, the
+  Port and Node transports may):
+
+  #{Enum.map_join(@transport, "\n", fn {reason, text} -> "  * `#{inspect(reason)}`: #{text}" end)}
   """
 
-  @type reason ::
+  @typedoc "A reason from the Python core, as `core_reasons/0` lists them."
+  @type core_reason ::
           :unsupported_image_format
           | :truncated_image
           | :too_many_pixels
@@ -30,6 +49,11 @@ defmodule Mirage.Error do
           | :decode_failed
           | :encode_failed
           | :internal_error
+
+  @typedoc "A reason from a transport, as `transport_reasons/0` lists them."
+  @type transport_reason :: :timeout | :worker_crashed | :overloaded
+
+  @type reason :: core_reason() | transport_reason()
 
   @type t :: %__MODULE__{reason: reason()}
 
@@ -41,11 +65,21 @@ defmodule Mirage.Error do
   end
 
   @doc """
-  Every reason an operation may return.
+  Every reason a function may return: `core_reasons/0` ++ `transport_reasons/0`.
 
       iex> :truncated_image in Mirage.Error.reasons()
+      true
+      iex> :timeout in Mirage.Error.reasons()
       true
   """
   @spec reasons() :: [reason()]
   def reasons, do: Keyword.keys(@descriptions)
+
+  @doc "The reasons the Python core raises, in `mirage.errors.REASONS` order."
+  @spec core_reasons() :: [core_reason()]
+  def core_reasons, do: Keyword.keys(@core)
+
+  @doc "The reasons a transport adds: `[:timeout, :worker_crashed, :overloaded]`."
+  @spec transport_reasons() :: [transport_reason()]
+  def transport_reasons, do: Keyword.keys(@transport)
 end

@@ -9,6 +9,8 @@ defmodule Mirage.OptionsTest do
     on_exit(fn ->
       Application.delete_env(:mirage, :allowed_formats)
       Application.delete_env(:mirage, :max_pixels)
+      Application.delete_env(:mirage, :timeout)
+      Application.delete_env(:mirage, :transport)
     end)
   end
 
@@ -38,10 +40,70 @@ defmodule Mirage.OptionsTest do
   end
 
   test "validate!/3 fills in the limits and keeps what was given" do
-    assert %{quality: 50, max_pixels: 50_000_000, allowed_formats: formats} =
+    assert {nil, %{quality: 50, max_pixels: 50_000_000, allowed_formats: formats}} =
              Mirage.Options.validate!([quality: 50], [:quality], "to_bytes/2")
 
     assert formats == Mirage.Options.formats()
-    assert %{gravity: {0.0, 1.0}} = Mirage.Options.validate!([gravity: {0, 1}], [:gravity], "t")
+
+    assert {nil, %{gravity: {0.0, 1.0}}} =
+             Mirage.Options.validate!([gravity: {0, 1}], [:gravity], "t")
   end
+
+  test "improper and non-keyword lists raise ArgumentError, not FunctionClauseError" do
+    for opts <- [[{:quality, 5} | :tail], [:quality], [{"quality", 5}], %{quality: 5}, :nope] do
+      assert_raise ArgumentError, ~r/must be a keyword list/, fn ->
+        Mirage.Options.validate!(opts, [:quality], "to_bytes/2")
+      end
+    end
+
+    for formats <- [[:jpg | :png], [:jpg, :psd], [], :jpg] do
+      assert_raise ArgumentError, ~r/option :allowed_formats/, fn ->
+        Mirage.info(@sample, allowed_formats: formats)
+      end
+    end
+  end
+
+  test ":timeout and :transport are taken by every function and checked" do
+    image = Mirage.from_bytes!(@sample)
+
+    for call <- [
+          &Mirage.from_bytes(@sample, &1),
+          &Mirage.info(@sample, &1),
+          &Mirage.thumbnail(@sample, 8, 8, &1),
+          &Mirage.resize(image, 8, 8, &1),
+          &Mirage.crop(image, 0, 0, 8, 8, &1),
+          &Mirage.rotate(image, 90, &1),
+          &Mirage.flip(image, :horizontal, &1),
+          &Mirage.auto_orient(image, &1),
+          &Mirage.to_bytes(image, &1),
+          &Mirage.formats(&1)
+        ] do
+      assert {:ok, _} = ok(call.(timeout: 5_000, transport: :nif))
+      assert {:ok, _} = ok(call.(timeout: :infinity))
+      assert_raise ArgumentError, ~r/option :timeout/, fn -> call.(timeout: 0) end
+      assert_raise ArgumentError, ~r/option :timeout/, fn -> call.(timeout: 1.5) end
+
+      assert_raise ArgumentError, ~r/option :transport.*one of :nif/, fn ->
+        call.(transport: :smtp)
+      end
+    end
+  end
+
+  test "the application's transport and timeout settings are checked" do
+    Application.put_env(:mirage, :timeout, -1)
+    assert_raise ArgumentError, ~r/option :timeout/, fn -> Mirage.info(@sample) end
+    Application.put_env(:mirage, :timeout, 10_000)
+    Application.put_env(:mirage, :transport, :smtp)
+
+    assert_raise ArgumentError, ~r/config :mirage, transport: :smtp/, fn ->
+      Mirage.info(@sample)
+    end
+
+    Application.put_env(:mirage, :transport, :nif)
+    assert {:ok, _} = Mirage.info(@sample)
+  end
+
+  defp ok(%{read: _} = formats), do: {:ok, formats}
+  defp ok({:ok, _bytes, image}), do: {:ok, image}
+  defp ok(other), do: other
 end

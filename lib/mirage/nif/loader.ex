@@ -1,14 +1,15 @@
 defmodule Mirage.NIF.Loader do
   @moduledoc """
-  Loads `priv/mirage_nif.so` for `Mirage.NIF` and explains a failure.
+  Prepares the load of `priv/mirage_nif.so` for `Mirage.NIF` and explains a failure.
 
-  The NIF embeds the Python recorded at build time in `priv/mirage_nif.env`. Another
-  interpreter of the same version (for example another virtualenv) can be chosen
-  with the `MIRAGE_PYTHON` environment variable or `config :mirage, python: path`.
+  The interpreter (and so the libpython the NIF embeds) is the one `Mirage.Python`
+  picks.
   """
 
+  # The codes of `enum mirage_load_error` in c_src/python.h (the owner);
+  # test/mirage/tables_test.exs fails when the two drift.
   @load_errors %{
-    1 => "bad load_info (priv/mirage_nif.env is incomplete; rebuild with mix compile)",
+    1 => "bad load_info (priv/mirage.env is incomplete; rebuild with mix compile)",
     2 => "libpython could not be opened (is the Python that built the NIF still installed?)",
     3 => "the Python interpreter failed to start (details on stderr)",
     4 =>
@@ -21,10 +22,12 @@ defmodule Mirage.NIF.Loader do
   @spec prepare() :: {:ok, charlist(), map()} | {:error, {:mirage_nif, String.t()}}
   def prepare do
     priv = :code.priv_dir(:mirage)
+    object = Path.join(priv, "mirage_nif")
 
-    with {:ok, info} <- load_info(priv),
-         :ok <- check_python(info.python) do
-      {:ok, String.to_charlist(Path.join(priv, "mirage_nif")), info}
+    with {:ok, python} <- Mirage.Python.interpreter(priv),
+         :ok <- check_libpython(python),
+         :ok <- check_object(object <> ".so") do
+      {:ok, String.to_charlist(object), Map.take(python, [:python, :libpython, :path])}
     else
       {:error, message} -> {:error, {:mirage_nif, message}}
     end
@@ -44,47 +47,22 @@ defmodule Mirage.NIF.Loader do
 
   def result({:error, other}), do: {:error, {:mirage_nif, inspect(other)}}
 
-  @doc """
-  What `Mirage.NIF` passes to the NIF: the Python executable, its libpython and the
-  directory holding the `mirage` package.
-  """
-  @spec load_info(charlist() | String.t()) ::
-          {:ok, %{python: String.t(), libpython: String.t(), path: String.t()}}
-          | {:error, String.t()}
-  def load_info(priv) do
-    env_file = Path.join(priv, "mirage_nif.env")
-
-    case File.read(env_file) do
-      {:ok, text} ->
-        recorded =
-          for line <- String.split(text, "\n", trim: true),
-              [key, value] <- [String.split(line, "=", parts: 2)],
-              into: %{},
-              do: {key, value}
-
-        python =
-          System.get_env("MIRAGE_PYTHON") || Application.get_env(:mirage, :python) ||
-            Map.get(recorded, "python", "")
-
-        {:ok,
-         %{
-           python: to_string(python),
-           libpython: Map.get(recorded, "libpython", ""),
-           path: Path.join(priv, "python")
-         }}
-
-      {:error, reason} ->
-        {:error, "cannot read #{env_file} (#{:file.format_error(reason)}); run mix compile"}
-    end
-  end
-
   @doc "The message for a load failure code returned by the NIF's `load` callback."
   @spec explain(integer()) :: String.t()
   def explain(code), do: Map.get(@load_errors, code, "load failed with code #{code}")
 
-  defp check_python(python) do
-    if File.regular?(python),
+  @doc false
+  @spec codes() :: [pos_integer()]
+  def codes, do: @load_errors |> Map.keys() |> Enum.sort()
+
+  defp check_libpython(%{libpython: ""}),
+    do: {:error, "the build's Python has no shared libpython, which the NIF embeds"}
+
+  defp check_libpython(_python), do: :ok
+
+  defp check_object(path) do
+    if File.regular?(path),
       do: :ok,
-      else: {:error, "Python executable #{inspect(python)} does not exist"}
+      else: {:error, "#{path} does not exist; build it with mix compile (compiler :mirage_nif)"}
   end
 end

@@ -1,0 +1,128 @@
+"""The one request path every transport (NIF, Port, Node) runs an operation through.
+
+A transport decodes a request into an operation name, a source and the argument map,
+and hands them to :meth:`Service.call`, which
+
+- resolves a held image's handle (one released meanwhile gives :data:`RELEASED`),
+- runs the operation (:func:`mirage.ops.run`),
+- holds a produced image under a new handle for its owner, within the caps,
+- maps every exception to a reason (bugs to ``internal_error``, traceback logged),
+
+and answers a :class:`Reply` the transport encodes its own way. Nothing here knows
+about cffi, frames or terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mirage import ops
+from mirage.buffers import Encoded
+from mirage.errors import Overloaded, reason_of
+from mirage.image import Image, footprint
+from mirage.registry import Registry
+
+#: A request's source: bytes (possibly a borrowed view), a held image's handle, or none.
+Source = bytes | memoryview | int | None
+
+
+@dataclass(frozen=True)
+class Held:
+    """A newly held image as the caller sees it: its handle and what it is."""
+
+    handle: int
+    format: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a call answered.
+
+    ``kind`` is ``"ok"`` (with any of ``data``, ``image`` and ``term``), ``"error"``
+    (with ``reason``) or ``"released"`` (the source handle was released before the
+    call could use it). ``data``, when present, is owned by the receiver: read it out
+    and close it.
+    """
+
+    kind: Literal["ok", "error", "released"]
+    data: Encoded | None = None
+    image: Held | None = None
+    term: object = None
+    reason: str | None = None
+
+    @classmethod
+    def error(cls, reason: str) -> Reply:
+        return cls("error", reason=reason)
+
+
+#: The reply for a source handle that was released (or never issued).
+RELEASED = Reply("released")
+#: The reply when the images held have reached a cap.
+OVERLOADED = Reply.error(Overloaded.reason)
+
+
+class Service:
+    """Runs operations and holds the images they produce.
+
+    ``max_handles`` and ``max_bytes`` (``None``: no cap) bound the held images; a call
+    whose result would exceed either answers the reason ``overloaded`` and holds
+    nothing. Thread-safe: a transport may call from several threads at once.
+    """
+
+    def __init__(self, max_handles: int | None = None, max_bytes: int | None = None) -> None:
+        self._images: Registry[Image] = Registry(max_handles, max_bytes)
+
+    def call(
+        self,
+        op: str,
+        source: Source,
+        args: Mapping[str, Any],
+        owner: Hashable | None = None,
+    ) -> Reply:
+        """Run ``op`` on ``source`` with ``args``; never raises."""
+        outcome: ops.Outcome | None = None
+        if op in ops.HOLDS_RESULT and self._images.full():
+            return OVERLOADED  # refused before doing the work
+        try:
+            resolved: ops.Source
+            if isinstance(source, bool):
+                raise TypeError("a source is bytes, a handle or None, not a bool")
+            if isinstance(source, int):
+                try:
+                    resolved = self._images.get(source)
+                except KeyError:
+                    # release/1 (or the owner's exit) won the race with this call.
+                    return RELEASED
+            else:
+                resolved = source
+            outcome = ops.run(op, resolved, args)
+            held = self._hold(outcome.image, owner) if outcome.image is not None else None
+            return Reply("ok", data=outcome.data, image=held, term=outcome.term)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
+            if outcome is not None and outcome.data is not None:
+                outcome.data.close()
+            return Reply.error(reason_of(exc, op))
+
+    def _hold(self, image: Image, owner: Hashable | None) -> Held:
+        handle = self._images.add(image, owner=owner, size=footprint(image))
+        return Held(handle, image.format, image.width, image.height)
+
+    def release(self, handle: int) -> None:
+        """Drop a held image; idempotent, unknown handles are ignored."""
+        self._images.release(handle)
+
+    def release_owner(self, owner: Hashable) -> int:
+        """Drop every image held for ``owner`` (a process that exited); how many."""
+        return self._images.release_owner(owner)
+
+    def live_handles(self) -> int:
+        """How many images are held."""
+        return len(self._images)
+
+    def held_bytes(self) -> int:
+        """The estimated memory of the held images (see :func:`mirage.image.footprint`)."""
+        return self._images.held_bytes
