@@ -11,8 +11,10 @@ defmodule Mirage.Port do
       config :mirage, :port,
         workers: 4,            # OS processes; default: the number of dirty CPU schedulers
         queue: 1_000,          # requests waiting for a worker; more answer {:error, :overloaded}
-        timeout: 30_000,       # default deadline of a call in ms (or :infinity)
         max_memory: 2_000_000_000  # address-space cap of each worker, in bytes
+
+  A call's deadline is its `timeout:` option, whose default is the one every
+  transport shares: `config :mirage, timeout: ms` (30 s unless set).
 
   The pool (`Mirage.Port.Pool`) starts under Mirage's supervisor when the
   application starts with `config :mirage, transport: :port`, else on the first
@@ -23,8 +25,7 @@ defmodule Mirage.Port do
   ## What callers see
     * Requests wait in one first-in, first-out queue for an idle worker; when
       `queue` requests already wait, a call returns `{:error, :overloaded}` at once.
-    * Every call has a deadline: its `timeout:` option, else `timeout` above,
-      counted from the moment the pool receives it, queueing included. When it
+    * Every call has a deadline (its `timeout:` option), counted from the moment the pool receives it, queueing included. When it
       passes, the call returns `{:error, :timeout}`; if a worker was running it, that
       worker's OS process is killed (SIGKILL) and a fresh one takes its place.
     * A worker that dies while running a call (a crash, a signal, an invalid frame)

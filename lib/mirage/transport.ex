@@ -43,7 +43,7 @@ defmodule Mirage.Transport do
   require Logger
 
   # The one list of transports: :port and :node join here with their modules.
-  @transports %{nif: Mirage.Transport.NIF}
+  @transports %{nif: Mirage.Transport.NIF, port: Mirage.Transport.Port}
 
   @typedoc "A transport's name, a key of `transports/0`."
   @type name :: atom()

@@ -78,7 +78,6 @@ defmodule Mirage.Port.Pool do
     defaults = [
       workers: :erlang.system_info(:dirty_cpu_schedulers),
       queue: 1_000,
-      timeout: 30_000,
       # A decoded image takes up to 4 bytes a pixel in Pillow, and an operation may
       # hold the source, an intermediate and the result at once; plus the
       # interpreter, Pillow and the allocator's per-thread arenas.
@@ -88,7 +87,6 @@ defmodule Mirage.Port.Pool do
     config = Keyword.merge(defaults, Application.get_env(:mirage, :port, []))
     config = Keyword.merge(config, opts)
     Enum.each([:workers, :queue, :max_memory], &check_positive!(config, &1))
-    check_timeout!(config[:timeout])
     config
   end
 
@@ -103,21 +101,12 @@ defmodule Mirage.Port.Pool do
         )
   end
 
-  defp check_timeout!(value) do
-    unless value == :infinity or (is_integer(value) and value > 0),
-      do:
-        raise(
-          ArgumentError,
-          "config :mirage, :port, timeout: must be a positive integer (ms) or :infinity, " <>
-            "got: #{inspect(value)}"
-        )
-  end
-
   @doc """
   Runs `op` on a worker of `pool` and returns the frame of its reply with where it
   came from, or `{:error, reason}` with a transport reason. `source` is encoded
   bytes, `nil`, or `{slot, incarnation, handle}` for an image held by this pool.
-  `timeout` is in milliseconds (or `:infinity`); `nil` takes the pool's default.
+  `timeout` is in milliseconds (or `:infinity`); `nil` takes
+  `config :mirage, timeout: ms`, else 30 s (calls through `Mirage` always carry one).
   """
   @spec call(GenServer.server(), atom(), term(), map(), timeout() | nil) ::
           {:frame, binary(), origin()} | {:error, :timeout | :worker_crashed | :overloaded}
@@ -149,7 +138,12 @@ defmodule Mirage.Port.Pool do
   def init(opts) do
     Process.flag(:trap_exit, true)
     config = config(opts)
-    program = Keyword.get_lazy(opts, :program, fn -> Worker.program(config) end)
+
+    program =
+      case Keyword.fetch(opts, :program) do
+        {:ok, program} -> {:ok, program}
+        :error -> Worker.program(config)
+      end
 
     slots = Map.new(0..(config[:workers] - 1), &{&1, %Slot{index: &1}})
 
@@ -176,7 +170,7 @@ defmodule Mirage.Port.Pool do
 
   @impl true
   def handle_call({:call, op, source, args, timeout}, {owner, _} = from, state) do
-    timeout = timeout || state.config[:timeout]
+    timeout = timeout || Application.get_env(:mirage, :timeout, 30_000)
 
     case route(state, source) do
       {:error, reason} ->
@@ -483,13 +477,16 @@ defmodule Mirage.Port.Pool do
   defp start_worker(state, index) do
     slot = %{state.slots[index] | starts: state.slots[index].starts + 1}
 
-    case Worker.open(state.program) do
-      {:ok, worker} ->
-        state = put_in(state.ports[worker.port], index)
-        put_slot(state, %{slot | worker: worker})
+    with {:ok, program} <- state.program,
+         {:ok, worker} <- Worker.open(program) do
+      state = put_in(state.ports[worker.port], index)
+      put_slot(state, %{slot | worker: worker})
+    else
+      {:error, message} when is_binary(message) ->
+        failed(state, slot, message)
 
       {:error, reason} ->
-        {executable, _, _} = state.program
+        {:ok, {executable, _, _}} = state.program
         failed(state, slot, "#{executable} cannot be run: #{inspect(reason)}")
     end
   end
@@ -529,10 +526,14 @@ defmodule Mirage.Port.Pool do
     slot = %{slot | worker: nil, failures: slot.failures + 1, last_exit: why}
 
     if slot.failures == @failing_after do
-      {executable, args, _} = state.program
+      command =
+        case state.program do
+          {:ok, {executable, args, _}} -> Enum.join([executable | args], " ")
+          {:error, _} -> "python -m mirage.port"
+        end
 
       Logger.error(
-        "Mirage.Port: the worker program `#{Enum.join([executable | args], " ")}` died " <>
+        "Mirage.Port: the worker program `#{command}` died " <>
           "#{@failing_after} times in a row without answering (last: #{why}); " <>
           "retrying every few seconds. Check the interpreter (MIRAGE_PYTHON, " <>
           "config :mirage, python:) and that it can import mirage and PIL."

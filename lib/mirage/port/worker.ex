@@ -77,36 +77,15 @@ defmodule Mirage.Port.Worker do
 
   @doc """
   The command line of the real worker program: the interpreter and the directory
-  holding the `mirage` package come from `Mirage.Python` when present, else from
-  the NIF's build record (`MIRAGE_PYTHON` and `config :mirage, python:` override the
-  interpreter).
+  holding the `mirage` package come from `Mirage.Python`; `{:error, message}` when
+  it finds no usable interpreter.
   """
-  @spec program(keyword()) :: {String.t(), [String.t()], [{String.t(), String.t()}]}
+  @spec program(keyword()) ::
+          {:ok, {String.t(), [String.t()], [{String.t(), String.t()}]}} | {:error, String.t()}
   def program(config) do
-    {python, path} = python()
-    args = ["-m", "mirage.port", "--max-memory", Integer.to_string(config[:max_memory])]
-    {python, args, [{"PYTHONPATH", path}]}
-  end
-
-  defp python do
-    priv = :code.priv_dir(:mirage)
-
-    # Mirage.Python (the shared interpreter discovery) when this build has it.
-    found =
-      if Code.ensure_loaded?(Mirage.Python),
-        do: apply(Mirage.Python, :interpreter, []),
-        else: Mirage.NIF.Loader.load_info(priv)
-
-    case found do
-      {:ok, %{python: python, path: path}} ->
-        {python, path}
-
-      {:error, _} ->
-        python =
-          System.get_env("MIRAGE_PYTHON") || Application.get_env(:mirage, :python) ||
-            System.find_executable("python3") || "python3"
-
-        {python, Path.join(priv, "python")}
+    with {:ok, %{python: python, path: path}} <- Mirage.Python.interpreter() do
+      args = ["-m", "mirage.port", "--max-memory", Integer.to_string(config[:max_memory])]
+      {:ok, {python, args, [{"PYTHONPATH", path}]}}
     end
   end
 

@@ -18,6 +18,9 @@ defmodule Mirage.Transport.Port do
   @impl true
   def live_handles, do: Mirage.Port.live_handles(pool(nil))
 
+  @impl true
+  def children, do: [Mirage.Port.Pool]
+
   # An image names its own pool; anything else goes to the default one.
   defp pool({:mirage_port, pool, _, _, _}), do: pool
   defp pool(_source), do: Mirage.Port.ensure_started()

@@ -181,7 +181,7 @@ defmodule Mirage.Port.PoolTest do
       Pool.config(workers: 0)
     end
 
-    assert_raise ArgumentError, ~r/timeout: must be/, fn -> Pool.config(timeout: -1) end
-    assert Pool.config(workers: 2, timeout: :infinity)[:workers] == 2
+    assert_raise ArgumentError, ~r/max_memory: must be/, fn -> Pool.config(max_memory: :lots) end
+    assert Pool.config(workers: 2)[:workers] == 2
   end
 end

@@ -4,7 +4,7 @@ defmodule Mirage.Port.VMTest do
   use ExUnit.Case, async: true
 
   @script """
-  Application.put_env(:mirage, :transport, Mirage.Transport.Port)
+  Application.put_env(:mirage, :transport, :port)
   Application.put_env(:mirage, :port, workers: 2)
   {:ok, _} = Application.ensure_all_started(:mirage)
   {:ok, info} = Mirage.info(File.read!("samples/rocket.jpg"))

@@ -15,7 +15,7 @@ defmodule Mirage.Port.WorkerTest do
     name
   end
 
-  defp args(extra \\ %{}), do: Map.merge(Mirage.Options.validate!([], [], "test"), extra)
+  defp args(extra \\ %{}), do: Map.merge(elem(Mirage.Options.validate!([], [], "test"), 1), extra)
 
   defp wait_until(fun, tries \\ 500) do
     cond do
