@@ -1,6 +1,7 @@
 # Set-up, build and checks for a fresh Debian 12 machine (or one already set up).
 #   make thumbnail   set up, build the NIF, thumbnail the bundled sample through it
-#   make test        set up, check formatting, run pytest and ExUnit
+#   make test        set up, check formatting, run pytest and ExUnit (the conformance
+#                    suite runs once per transport; MIRAGE_TRANSPORTS=nif,... limits it)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MIRAGE_PYTHON := $(abspath $(PY))
 SIZE ?= 256x256
 
-.PHONY: setup system venv thumbnail test lint pytest exunit format bench clean
+.PHONY: setup system venv thumbnail test lint pytest exunit conformance format bench clean
 
 setup: system venv
 
@@ -54,6 +55,10 @@ pytest: setup
 
 exunit: setup
 	mix test
+
+# The public-API suite alone, once per transport (test/mirage/conformance/).
+conformance: setup
+	mix test test/mirage/conformance
 
 format: setup
 	$(PY) -m ruff format .

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 class BuildNif(Command):
-    description = "build priv/mirage_nif.so (needs Erlang's erl_nif.h)"
+    description = "stage priv/python and build priv/mirage_nif.so (needs Erlang's erl_nif.h)"
     user_options: ClassVar = [("erts-include=", None, "directory holding erl_nif.h")]
 
     def initialize_options(self) -> None:
@@ -40,9 +40,10 @@ class BuildNif(Command):
             ).stdout
 
     def run(self) -> None:
-        script = ROOT / "c_src" / "build.py"
+        script = str(ROOT / "c_src" / "build.py")
+        subprocess.run([sys.executable, script, "stage"], check=True)
         subprocess.run(
-            [sys.executable, str(script), "--erts-include", str(self.erts_include)], check=True
+            [sys.executable, script, "nif", "--erts-include", str(self.erts_include)], check=True
         )
 
 

@@ -3,8 +3,8 @@ defmodule Mirage do
   Image decoding, resizing and encoding, done by Python's Pillow.
 
   A drop-in for scrogson/mirage (`from_bytes/1`, `resize/3`) grown into a toolkit
-  for upload processing: `info/2`, `thumbnail/4`, `crop/5`, `rotate/3`, `flip/2`,
-  `auto_orient/1`, `to_bytes/2` and `formats/0`.
+  for upload processing: `info/2`, `thumbnail/4`, `crop/6`, `rotate/3`, `flip/3`,
+  `auto_orient/2`, `to_bytes/2` and `formats/1`.
 
       iex> {:ok, image} = Mirage.from_bytes(File.read!("samples/rocket.jpg"))
       iex> {image.format, image.width, image.height}
@@ -26,8 +26,8 @@ defmodule Mirage do
   ## Orientation
   `width` and `height` are those of the stored pixels. `resize/4` and
   `thumbnail/4` turn the image upright by its EXIF orientation first (unless
-  `auto_orient: false`), the same way for every format. `crop/5`, `rotate/3` and
-  `flip/2` work on the stored pixels; call `auto_orient/1` first to work on the
+  `auto_orient: false`), the same way for every format. `crop/6`, `rotate/3` and
+  `flip/3` work on the stored pixels; call `auto_orient/2` first to work on the
   image as displayed. Encoded output always displays the right way up.
 
   ## Options every function takes
@@ -59,7 +59,7 @@ defmodule Mirage do
 
   @typedoc """
   An image: the size of the encoded bytes it was read from or written to (`nil`
-  after `crop/5` and the like, until `to_bytes/2`), its format and the size of its
+  after `crop/6` and the like, until `to_bytes/2`), its format and the size of its
   stored pixels, a reference to the image held by the Python core (opaque; freed
   by `release/1`, else as its transport documents) and the module of the
   transport that holds it.
@@ -214,7 +214,8 @@ defmodule Mirage do
 
   @doc """
   Cuts the `width` x `height` region at (`x`, `y`) out of the stored pixels. A
-  region reaching past the image gives `{:error, :invalid_dimensions}`.
+  region reaching past the image gives `{:error, :invalid_dimensions}`. Options:
+  the ones every function takes (see the module doc).
 
       iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
       iex> {:ok, part} = Mirage.crop(image, 10, 20, 100, 50)
@@ -267,6 +268,7 @@ defmodule Mirage do
 
   @doc """
   Mirrors the image: `:horizontal` swaps left and right, `:vertical` top and bottom.
+  Options: the ones every function takes (see the module doc).
   """
   @spec flip(t(), :horizontal | :vertical, keyword()) :: result()
   def flip(image, direction, opts \\ [])
@@ -287,7 +289,8 @@ defmodule Mirage do
 
   @doc """
   Applies the EXIF orientation to the pixels, so that `width` and `height` are
-  those of the image as displayed.
+  those of the image as displayed. Options: the ones every function takes (see the
+  module doc).
   """
   @spec auto_orient(t(), keyword()) :: result()
   def auto_orient(image, opts \\ []) do
@@ -352,7 +355,9 @@ defmodule Mirage do
 
   @doc """
   Which formats this installation can read and write, and which are allowed to be
-  decoded by default (`config :mirage, allowed_formats: [...]`).
+  decoded by default (`config :mirage, allowed_formats: [...]`), through the
+  transport named by `transport:` (else the configured one). Raises `Mirage.Error`
+  if the transport cannot answer (`:timeout`, `:worker_crashed`, `:overloaded`).
 
       iex> %{read: read, write: write, allowed: allowed} = Mirage.formats()
       iex> Enum.all?([:jpg, :png, :gif], &(&1 in read and &1 in write and &1 in allowed))

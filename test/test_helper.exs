@@ -1,5 +1,6 @@
-# Tests tagged :shared read ../shared (the corpus and benchmark images beside the repo).
-shared = Path.expand("../shared", File.cwd!())
+# Tests tagged :shared read ../shared (the corpus and benchmark images beside the repo),
+# or $MIRAGE_SHARED.
+shared = Mirage.Test.Shared.root()
 
 exclude =
   if File.dir?(Path.join(shared, "corpus")) do

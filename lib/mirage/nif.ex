@@ -40,6 +40,8 @@ defmodule Mirage.NIF do
          # load_nif must be called from this module; the Loader prepares and explains.
          :ok <- Mirage.NIF.Loader.result(:erlang.load_nif(path, info)) do
       :persistent_term.put({__MODULE__, :loaded}, true)
+      # Results are decoded safe: the atoms they may hold must exist before any call.
+      {:module, _} = Code.ensure_loaded(Mirage.Transport)
       :ok
     else
       true ->

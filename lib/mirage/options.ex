@@ -59,7 +59,7 @@ defmodule Mirage.Options do
     :south_west
   ]
 
-  @doc "Every format Mirage knows (what a build can really read: `Mirage.formats/0`)."
+  @doc "Every format Mirage knows (what a build can really read: `Mirage.formats/1`)."
   @spec formats() :: [Mirage.format()]
   def formats, do: @formats
 

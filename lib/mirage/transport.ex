@@ -29,9 +29,10 @@ defmodule Mirage.Transport do
       `:erlang.binary_to_term(bin, [:safe])` (the NIF does) fails on an atom the VM
       does not know yet. Every atom the core may answer (formats, reasons, the keys
       of `info`'s and `formats`' results) is therefore kept in this module (see
-      `term_atoms/0`), which `Mirage` loads before its first call, and
-      test/mirage/tables_test.exs checks the list against the Python core. Never
-      create atoms from what a worker sends (`String.to_atom/1`).
+      `term_atoms/0`); such a transport loads this module before its first decode
+      (the NIF does as it loads), and test/mirage/tables_test.exs checks the list
+      against the Python core. Never create atoms from what a worker sends
+      (`String.to_atom/1`).
 
   ## Answers
   `c:call/3` answers `{:ok, bytes | nil, image | nil, term | nil}`,

@@ -1,13 +1,15 @@
 defmodule Mix.Tasks.Mirage.Thumbnail do
-  @shortdoc "Makes a thumbnail through the Mirage NIF"
+  @shortdoc "Makes a thumbnail through Mirage"
   @moduledoc """
-  Thumbnails an image through the NIF and reports what it wrote.
+  Thumbnails an image and reports what it wrote.
 
-      mix mirage.thumbnail [IN [OUT]] [--size WIDTHxHEIGHT]
+      mix mirage.thumbnail [IN [OUT]] [--size WIDTHxHEIGHT] [--transport NAME]
 
   `IN` defaults to the bundled sample (`samples/rocket.jpg`), `OUT` to
   `thumbnail.EXT` in the current directory, `--size` to `256x256`. The thumbnail
   fills the size exactly (scaled to cover, centre cropped), in the input's format.
+  `--transport` names one of `Mirage.Transport.transports/0` (default: the
+  configured one, `:nif` unless set).
   """
   use Mix.Task
 
@@ -15,15 +17,16 @@ defmodule Mix.Tasks.Mirage.Thumbnail do
 
   @impl true
   def run(args) do
-    {opts, paths} = OptionParser.parse!(args, strict: [size: :string])
+    {opts, paths} = OptionParser.parse!(args, strict: [size: :string, transport: :string])
     {width, height} = parse_size(Keyword.get(opts, :size, "256x256"))
+    via = parse_transport(Keyword.get(opts, :transport))
     Mix.Task.run("app.start")
 
     input = Enum.at(paths, 0, @sample)
     bytes = File.read!(input)
     started = System.monotonic_time(:microsecond)
 
-    with {:ok, image} <- Mirage.from_bytes(bytes),
+    with {:ok, image} <- Mirage.from_bytes(bytes, via),
          {:ok, thumb_bytes, thumb} <- Mirage.resize(image, width, height) do
       elapsed_ms = (System.monotonic_time(:microsecond) - started) / 1000
       output = Enum.at(paths, 1, "thumbnail.#{thumb.format}")
@@ -37,6 +40,17 @@ defmodule Mix.Tasks.Mirage.Thumbnail do
     else
       {:error, reason} ->
         Mix.raise("#{input}: #{Exception.message(%Mirage.Error{reason: reason})}")
+    end
+  end
+
+  defp parse_transport(nil), do: []
+
+  defp parse_transport(text) do
+    names = Map.keys(Mirage.Transport.transports())
+
+    case Enum.find(names, &(Atom.to_string(&1) == text)) do
+      nil -> Mix.raise("--transport must be one of #{inspect(names)}, got: #{text}")
+      name -> [transport: name]
     end
   end
 

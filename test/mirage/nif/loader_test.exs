@@ -114,6 +114,19 @@ defmodule Mirage.NIF.LoaderTest do
     refute out =~ "not loaded"
   end
 
+  test "the first call, straight to the transport, can decode every key of its result" do
+    # Python may only name atoms that exist; loading the NIF makes sure they do.
+    script = """
+    args = %{max_pixels: 1_000_000, allowed_formats: [:jpg], timeout: 5_000}
+    reply = Mirage.Transport.NIF.call(:info, File.read!("samples/rocket.jpg"), args)
+    IO.puts("reply=" <> inspect(reply))
+    """
+
+    {out, 0} = in_vm(script)
+    assert out =~ "reply={:ok, nil, nil, %{"
+    assert out =~ "has_alpha: false"
+  end
+
   test "every load failure code has a message" do
     for code <- Mirage.NIF.Loader.codes(),
         do: refute(Mirage.NIF.Loader.explain(code) =~ "load failed with code")

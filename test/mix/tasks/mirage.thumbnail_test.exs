@@ -26,9 +26,24 @@ defmodule Mix.Tasks.Mirage.ThumbnailTest do
              Mirage.info(File.read!(Path.join(dir, "thumbnail.jpg")))
   end
 
-  test "rejects a bad size and reports bad input as a Mix error", %{tmp_dir: dir} do
+  test "takes the transport by name", %{tmp_dir: dir} do
+    out = Path.join(dir, "thumb.jpg")
+
+    report =
+      capture_io(fn ->
+        Mix.Tasks.Mirage.Thumbnail.run(["samples/rocket.jpg", out, "--transport", "nif"])
+      end)
+
+    assert report =~ "wrote #{out}: jpg 256x256"
+  end
+
+  test "rejects a bad size or transport and reports bad input as a Mix error", %{tmp_dir: dir} do
     assert_raise Mix.Error, ~r/--size must look like 256x256/, fn ->
       Mix.Tasks.Mirage.Thumbnail.run(["--size", "0x10"])
+    end
+
+    assert_raise Mix.Error, ~r/--transport must be one of \[:nif/, fn ->
+      Mix.Tasks.Mirage.Thumbnail.run(["--transport", "pigeon"])
     end
 
     junk = Path.join(dir, "junk.jpg")
