@@ -123,11 +123,15 @@ defmodule Mirage.Port do
   def call(pool, op, source, args) do
     {pool, source} =
       case source do
-        {:mirage_port, image_pool, slot, incarnation, handle} ->
+        {:mirage_port, image_pool, slot, incarnation, handle}
+        when is_integer(slot) and is_reference(incarnation) and is_integer(handle) ->
           {image_pool, {slot, incarnation, handle}}
 
+        bytes when is_binary(bytes) or bytes == nil ->
+          {pool, bytes}
+
         other ->
-          {pool, other}
+          raise ArgumentError, "not an image of the port transport: #{inspect(other, limit: 5)}"
       end
 
     case Pool.call(pool, op, source, args, Map.get(args, :timeout)) do
@@ -163,6 +167,9 @@ defmodule Mirage.Port do
   @spec release(handle()) :: :ok
   def release({:mirage_port, pool, slot, incarnation, handle}),
     do: Pool.release(pool, slot, incarnation, handle)
+
+  def release(other),
+    do: raise(ArgumentError, "not an image of the port transport: #{inspect(other, limit: 5)}")
 
   defp decode(frame, op, {pool, slot, incarnation}) do
     # Replies are decoded safely (no new atoms); the atoms they may hold (formats,
