@@ -6,7 +6,10 @@ port program and the distributed-Erlang node use the same codec, so :func:`decod
 treats its input as untrusted: anything malformed, truncated or unsupported raises
 :class:`DecodeError` (and nothing else), lengths are checked against the remaining
 input before anything is allocated, nesting is capped at :data:`MAX_DEPTH` and
-compressed terms at :data:`MAX_UNCOMPRESSED_SIZE`.
+compressed terms at :data:`MAX_UNCOMPRESSED_SIZE`, and the work done stays linear in the
+input's size: a map may hold at most :data:`MAX_KEYS_PER_HASH` keys sharing one Python
+hash (integers congruent modulo ``2**61 - 1`` all do, and a dict of n of them takes
+n**2 comparisons to build), and list tails are read in a loop, not per nesting level.
 
 Decoding maps Erlang terms to Python as follows (encoding is the reverse):
 
@@ -32,6 +35,8 @@ from __future__ import annotations
 import math
 import re
 import struct
+import sys
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,7 +45,9 @@ from typing import Any, Final, cast
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_KEYS_PER_HASH",
     "MAX_UNCOMPRESSED_SIZE",
+    "VIEW_AT",
     "Atom",
     "DecodeError",
     "EncodeError",
@@ -50,6 +57,7 @@ __all__ = [
     "Reference",
     "decode",
     "encode",
+    "encode_parts",
 ]
 
 VERSION: Final = 131
@@ -59,6 +67,13 @@ MAX_DEPTH: Final = 512
 # A compressed term declares its inflated size up front; larger claims are refused
 # before inflating, so a small zlib bomb cannot allocate more than this.
 MAX_UNCOMPRESSED_SIZE: Final = 64 * 1024 * 1024
+# A map may hold at most this many keys with one Python hash (see _count_hash).
+MAX_KEYS_PER_HASH: Final = 8
+# Integers strictly between these hash to themselves (-1 aside, which hashes as -2).
+_HASH_MIN: Final = -sys.hash_info.modulus
+_HASH_MAX: Final = sys.hash_info.modulus
+# decode(views=True) returns binaries at least this long as views of its input.
+VIEW_AT: Final = 64 * 1024
 # Erlang refuses atoms longer than 255 characters (not bytes).
 MAX_ATOM_CHARS: Final = 255
 # The VM rejects references with more ids than this (ERTS_MAX_REF_NUMBERS).
@@ -123,6 +138,8 @@ _FLOAT_EXT_TEXT: Final = re.compile(rb"[+-]?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?")
 _I32_MIN: Final = -(2**31)
 _I32_MAX: Final = 2**31 - 1
 _U32_MAX: Final = 2**32 - 1
+# The VM writes port ids above 28 bits (its old port number width) as V4_PORT_EXT.
+_MAX_V3_PORT_ID: Final = 2**28 - 1
 _TRUNCATED: Final = "truncated input"
 
 
@@ -198,11 +215,25 @@ _UTF8_ATOMS: dict[bytes, object] = {k.encode(): v for k, v in _SPECIAL_ATOMS.ite
 _LATIN1_ATOMS: dict[bytes, object] = dict(_UTF8_ATOMS)
 
 
-def decode(data: bytes | bytearray | memoryview) -> object:
+class _Borrowing(threading.local):
+    """The input of the decode(views=True) running on this thread, as a memoryview."""
+
+    view: memoryview | None = None
+
+
+_borrowing = _Borrowing()
+
+
+def decode(data: bytes | bytearray | memoryview, *, views: bool = False) -> object:
     """The term encoded in ``data`` (with its leading version byte 131).
 
     The whole input must be one term; any malformed, truncated, trailing or
     unsupported content raises :class:`DecodeError`.
+
+    With ``views=True``, binaries of :data:`VIEW_AT` bytes or more come back as
+    read-only ``memoryview`` slices of the input instead of ``bytes`` copies (a
+    transport that read a request into one ``bytes`` object then holds each large
+    binary once). The views keep the whole input alive.
     """
     if not isinstance(data, bytes):
         # Any buffer (bytearray, memoryview, a cffi buffer) is copied once: slices of
@@ -219,7 +250,14 @@ def decode(data: bytes | bytearray | memoryview) -> object:
             pos = 0
         else:
             pos = 1
-        term, pos = _decode_term(data, pos, 0)
+        if views:
+            _borrowing.view = memoryview(data)
+            try:
+                term, pos = _decode_term(data, pos, 0)
+            finally:
+                _borrowing.view = None
+        else:
+            term, pos = _decode_term(data, pos, 0)
     # Fixed-size reads are not bounds-checked one by one: running off the end shows
     # up as one of these and means the input was cut short.
     except (IndexError, struct.error):
@@ -294,6 +332,10 @@ def _decode_term(data: bytes, pos: int, depth: int) -> tuple[object, int]:
         end = pos + n
         if end > len(data):
             raise _too_long("BINARY_EXT", n)
+        if n >= VIEW_AT:
+            view = _borrowing.view
+            if view is not None:
+                return view[pos:end], end
         return data[pos:end], end
     if tag == INTEGER_EXT:
         return _I32.unpack_from(data, pos)[0], pos + 4
@@ -306,15 +348,23 @@ def _decode_term(data: bytes, pos: int, depth: int) -> tuple[object, int]:
         if depth > MAX_DEPTH:
             raise _too_deep()
         result: dict[object, object] = {}
+        same_hash: dict[int, int] | None = None
         for _ in range(n):
             key, pos = _decode_term(data, pos, depth)
+            # Atoms and binaries hash with the per-process random seed, and integers
+            # below the hash modulus hash to themselves: none of those can be steered
+            # into colliding. Every other key is counted by hash (see _count_hash).
+            key_type = type(key)
+            if not (
+                key_type is Atom
+                or key_type is bytes
+                or (key_type is int and _HASH_MIN < key < _HASH_MAX)  # type: ignore[operator]
+            ):
+                if same_hash is None:
+                    same_hash = {}
+                _count_hash(key, same_hash)
             value, pos = _decode_term(data, pos, depth)
-            try:
-                result[key] = value
-            except TypeError:
-                raise DecodeError(
-                    f"map key of type {type(key).__name__} is not hashable in Python"
-                ) from None
+            result[key] = value
         if len(result) != n:
             raise DecodeError("map has keys that are equal as Python values")
         return result, pos
@@ -328,18 +378,29 @@ def _decode_term(data: bytes, pos: int, depth: int) -> tuple[object, int]:
             raise _too_deep()
         items: list[object] = []
         append = items.append
-        for _ in range(n):
-            item, pos = _decode_term(data, pos, depth)
-            append(item)
-        tail = data[pos]
-        if tail == NIL_EXT:
-            return items, pos + 1
-        # [1 | [2]] and [1 | "ab"] are still proper lists, just unusually encoded.
-        if tail != LIST_EXT and tail != STRING_EXT:
-            raise DecodeError("improper list (the tail is not a list)")
-        rest, pos = _decode_term(data, pos, depth)
-        items.extend(cast("list[object]", rest))
-        return items, pos
+        while True:
+            for _ in range(n):
+                item, pos = _decode_term(data, pos, depth)
+                append(item)
+            tail = data[pos]
+            if tail == NIL_EXT:
+                return items, pos + 1
+            # [1 | [2]] and [1 | "ab"] are still proper lists, just unusually encoded.
+            # The tail is read here, in a loop, rather than decoded as a term and
+            # appended: [1 | [2 | [3 | ...]]] then costs neither a Python frame per
+            # level nor a copy of the rest of the list per level.
+            if tail == STRING_EXT:
+                end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+                if end > len(data):
+                    raise DecodeError(_TRUNCATED)
+                items.extend(data[pos + 3 : end])
+                return items, end
+            if tail != LIST_EXT:
+                raise DecodeError("improper list (the tail is not a list)")
+            (n,) = _U32.unpack_from(data, pos + 1)
+            pos += 5
+            if n >= len(data) - pos:
+                raise _too_long("LIST_EXT", n)
     if tag == NIL_EXT:
         return [], pos
     if tag == SMALL_TUPLE_EXT or tag == LARGE_TUPLE_EXT:
@@ -374,6 +435,30 @@ def _decode_term(data: bytes, pos: int, depth: int) -> tuple[object, int]:
     if decoder is None:
         raise DecodeError(_UNSUPPORTED.get(tag, f"unknown tag {tag}"))
     return decoder(data, pos, depth)
+
+
+def _count_hash(key: object, same_hash: dict[int, int]) -> None:
+    """Count ``key`` under its hash in ``same_hash``; refuse a hash used too often.
+
+    A dict finds a key by following the probe sequence of its hash and calls ``==``
+    only on entries whose stored hash is equal, so inserting a key costs about as many
+    comparisons as there are keys with the very same hash. Python's hashes of ints
+    (and of floats, tuples and the term dataclasses built on them) are not seeded: the
+    integers ``k * (2**61 - 1)`` all hash to 0, so a map of n of them would take n**2/2
+    comparisons to build. Capping keys per hash keeps building the dict linear.
+    ``same_hash`` itself is keyed by hash values, which are ints below 2**63: at most
+    a handful of them (those congruent modulo 2**61 - 1) collide there.
+    """
+    try:
+        h = hash(key)
+    except TypeError:
+        raise DecodeError(
+            f"map key of type {type(key).__name__} is not hashable in Python"
+        ) from None
+    count = same_hash.get(h, 0) + 1
+    if count > MAX_KEYS_PER_HASH:
+        raise DecodeError(f"map has more than {MAX_KEYS_PER_HASH} keys with the same Python hash")
+    same_hash[h] = count
 
 
 def _atom_name(raw: bytes, *, utf8: bool) -> str:
@@ -606,8 +691,25 @@ def encode(term: object) -> bytes:
     return bytes(out)
 
 
+def encode_parts(term: object) -> list[bytes | bytearray | memoryview]:
+    """:func:`encode`'s bytes as consecutive parts, for a vectored write (``os.writev``).
+
+    Binaries of 64 KiB or more are parts of their own, the very objects found in
+    ``term`` (not copies): the caller must not change them before writing the parts.
+    """
+    out = _Output(_VERSION_BYTE)
+    out.chunks = []
+    try:
+        _encode_term(term, out, 0)
+    except RecursionError:
+        raise EncodeError("term nested too deeply for the Python stack") from None
+    out.chunks.append(out)
+    return out.chunks
+
+
 # Binaries at least this long are not copied into the output buffer but joined in
-# once at the end: copying image-sized data into a growing bytearray costs ~20x more.
+# once at the end (or handed over as they are, by encode_parts): copying image-sized
+# data into a growing bytearray costs far more.
 _JOIN_AT: Final = 64 * 1024
 _VERSION_BYTE: Final = bytes((VERSION,))
 
@@ -805,8 +907,8 @@ def _encode_reference(term: Reference, out: _Output) -> None:
 
 
 def _encode_port(term: Port, out: _Output) -> None:
-    # Like the VM: the 64-bit form only when the id needs it.
-    wide = isinstance(term.id, int) and term.id > _U32_MAX
+    # Like the VM: the 64-bit form only for ids over 28 bits.
+    wide = isinstance(term.id, int) and term.id > _MAX_V3_PORT_ID
     out.append(V4_PORT_EXT if wide else NEW_PORT_EXT)
     _encode_node(term.node, out, "Port.node")
     out += _pack(_U64_U32 if wide else _U32_U32, "Port", term.id, term.creation)

@@ -371,6 +371,9 @@ LAYOUTS: list[tuple[object, bytes]] = [
     (Pid(NODE, 9, 0, 0), b"\x83X" + NODE_BYTES + u32(9) + u32(0) + u32(0)),
     (Port(NODE, 5, 0), b"\x83Y" + NODE_BYTES + u32(5) + u32(0)),
     (Port(NODE, 2**40, 3), b"\x83x" + NODE_BYTES + (2**40).to_bytes(8, "big") + u32(3)),
+    # The VM's cut-over to V4_PORT_EXT is at 28 bits, not 32.
+    (Port(NODE, 2**28 - 1, 0), b"\x83Y" + NODE_BYTES + u32(2**28 - 1) + u32(0)),
+    (Port(NODE, 2**28, 0), b"\x83x" + NODE_BYTES + (2**28).to_bytes(8, "big") + u32(0)),
     (
         Reference(NODE, 0, (0x68A5, 0xF2680001, 0x2B4C367B)),
         b"\x83Z\x00\x03" + NODE_BYTES + u32(0) + bytes.fromhex("000068a5 f2680001 2b4c367b"),
@@ -619,6 +622,8 @@ def test_valid_edge_cases_next_to_the_malformed_ones() -> None:
 ABSURD_LENGTHS: dict[str, bytes] = {
     "binary": b"\x83m" + u32(2**32 - 1) + b"abc",
     "list": b"\x83l" + u32(2**32 - 1) + b"a\x01j",
+    "list_tail": b"\x83l" + u32(1) + b"a\x01" + b"l" + u32(2**32 - 1) + b"a\x01j",
+    "string_tail": b"\x83l" + u32(1) + b"a\x01" + b"k\xff\xff" + b"ab",
     "large_tuple": b"\x83i" + u32(2**32 - 1) + b"a\x01",
     "small_tuple": b"\x83h\xff" + b"a\x01",
     "map": b"\x83t" + u32(2**32 - 1) + b"a\x01a\x02",
@@ -687,11 +692,80 @@ def test_nesting_beyond_the_limit_is_a_decode_error(
         decode(nested(opening, closing, depth))
 
 
-def test_deep_list_tails_are_a_decode_error() -> None:
-    # [1 | [1 | [1 | ...]]]: each tail is a level of recursion too.
-    data = b"\x83" + (b"l" + u32(1) + b"a\x01") * (MAX_DEPTH + 1) + b"j"
+def test_deep_list_tails_are_one_flat_list() -> None:
+    # [1 | [2 | [3 | ...]]]: the tails are read in a loop, so no nesting limit applies
+    # and nothing is copied per level (the VM reads this as a proper list as well).
+    levels = 100_000
+    data = b"\x83" + b"".join(b"l" + u32(1) + b"b" + u32(i) for i in range(levels)) + b"j"
+    assert decode(data) == list(range(levels))
+    assert decode(b"\x83" + b"l" + u32(1) + b"a\x01" + b"k" + u16(2) + b"xy") == [1, 120, 121]
+    with pytest.raises(DecodeError, match="improper"):
+        decode(b"\x83" + b"l" + u32(1) + b"a\x01" + b"l" + u32(1) + b"a\x02" + b"a\x03")
     with pytest.raises(DecodeError):
+        decode(b"\x83" + b"l" + u32(1) + b"a\x01" + b"l" + u32(5) + b"a\x02j")
+
+
+# --- maps whose keys collide in Python's hash table ---------------------------------------
+
+HASH_MODULUS = sys.hash_info.modulus  # 2**61 - 1: Python hashes integers modulo this
+
+
+def map_of(keys: list[object]) -> bytes:
+    """A MAP_EXT of ``keys`` (as Python encodes them), each mapped to ``[]``."""
+    return b"\x83t" + u32(len(keys)) + b"".join(encode(k)[1:] + b"j" for k in keys)
+
+
+# Families of distinct keys that share one Python hash (the first nine of each).
+COLLIDING_KEYS: dict[str, list[object]] = {
+    "big_ints": [k * HASH_MODULUS for k in range(1, 10)],
+    "negative_big_ints": [-k * HASH_MODULUS for k in range(1, 10)],
+    "tuples_of_big_ints": [(Atom("k"), k * HASH_MODULUS) for k in range(1, 10)],
+    "floats": [2.0 ** (61 * k) for k in range(-4, 5)],
+    "port_ids": [Port(NODE, k * HASH_MODULUS, 0) for k in range(9)],
+}
+
+
+@pytest.mark.parametrize("keys", COLLIDING_KEYS.values(), ids=COLLIDING_KEYS.keys())
+def test_colliding_keys_up_to_the_cap_decode(keys: list[object]) -> None:
+    assert len({hash(k) for k in keys}) == 1
+    allowed = keys[: etf.MAX_KEYS_PER_HASH]
+    assert list(decode(map_of(allowed))) == allowed
+    assert decode(encode(dict.fromkeys(allowed, 1))) == dict.fromkeys(allowed, 1)
+
+
+@pytest.mark.parametrize("keys", COLLIDING_KEYS.values(), ids=COLLIDING_KEYS.keys())
+def test_colliding_keys_over_the_cap_are_refused(keys: list[object]) -> None:
+    with pytest.raises(DecodeError, match="same Python hash"):
+        decode(map_of(keys[: etf.MAX_KEYS_PER_HASH + 1]))
+
+
+def test_a_map_of_colliding_keys_is_refused_at_the_first_key_over_the_cap() -> None:
+    # It claims a million entries; only the first nine keys are real, then junk that
+    # would be an error of its own. The collision error proves decoding stopped at the
+    # ninth key: the dict never holds more than the cap of equal-hash keys.
+    n = 1_000_000
+    keys = COLLIDING_KEYS["big_ints"]
+    body = b"".join(encode(k)[1:] + b"j" for k in keys[:-1]) + encode(keys[-1])[1:]
+    data = b"\x83t" + u32(n) + body + b"\xff" * (2 * n)
+    with pytest.raises(DecodeError, match="same Python hash"):
         decode(data)
+
+
+def test_keys_that_cannot_be_steered_are_not_capped() -> None:
+    # Small integers hash to themselves, atoms and binaries with a seeded hash: a big
+    # map of them is normal and decodes whole.
+    keys: list[object] = [*range(-5000, 5000), *(Atom(f"a{i}") for i in range(3000))]
+    keys += [f"b{i}".encode() for i in range(3000)]
+    assert list(decode(map_of(keys))) == keys
+    # One small integer next to the capped big ones: a bounded chain still.
+    keys = [0, *COLLIDING_KEYS["big_ints"][: etf.MAX_KEYS_PER_HASH]]
+    assert list(decode(map_of(keys))) == keys
+
+
+def test_unhashable_map_keys_are_a_decode_error() -> None:
+    for key in ([1], {1: 2}, (1, [2])):
+        with pytest.raises(DecodeError, match="not hashable"):
+            decode(map_of([key]))
 
 
 def test_deep_term_on_a_nearly_full_stack_is_a_decode_error() -> None:
@@ -1120,3 +1194,46 @@ def _dicts(value: object) -> Iterator[dict[object, object]]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _dicts(item)
+
+
+# --- views and parts: large binaries without copies ---------------------------------------
+
+
+def test_decode_with_views_lends_large_binaries_from_the_input() -> None:
+    large = bytes(range(256)) * (etf.VIEW_AT // 256)
+    data = encode((Atom("ok"), large, b"small", {Atom("k"): large + b"!"}))
+    term = decode(data, views=True)
+    assert isinstance(term, tuple)
+    _, first, small, nested_map = term
+    assert isinstance(first, memoryview) and first.readonly and first.obj is data
+    assert first == large
+    assert type(small) is bytes
+    inner = nested_map[Atom("k")]
+    assert isinstance(inner, memoryview) and inner.obj is data and inner == large + b"!"
+    # Without views (the default), and just under the size, binaries are bytes.
+    assert type(decode(data)[1]) is bytes
+    assert type(decode(encode(large[:-1]), views=True)) is bytes
+
+
+def test_decode_with_views_leaves_no_state_behind() -> None:
+    large = b"x" * etf.VIEW_AT
+    with pytest.raises(DecodeError):
+        decode(encode([large])[:-1], views=True)
+    assert type(decode(encode(large))) is bytes
+    assert isinstance(decode(compressed(encode(large)[1:]), views=True), memoryview)
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
+def test_encode_parts_join_to_the_encoding(value: object) -> None:
+    assert b"".join(etf.encode_parts(value)) == encode(value)
+
+
+def test_encode_parts_hand_over_large_binaries_uncopied() -> None:
+    large = bytearray(etf.VIEW_AT)
+    view = memoryview(b"y" * (2 * etf.VIEW_AT))
+    term = (1, large, [view, b"z" * 10])
+    parts = etf.encode_parts(term)
+    assert any(part is large for part in parts)
+    assert any(part is view for part in parts)
+    assert b"".join(parts) == encode(term)
+    assert sum(len(p) for p in parts) == len(encode(term))
