@@ -11,7 +11,9 @@ defmodule Mirage.Port do
       config :mirage, :port,
         workers: 4,            # OS processes; default: the number of dirty CPU schedulers
         queue: 1_000,          # requests waiting for a worker; more answer {:error, :overloaded}
-        max_memory: 2_000_000_000  # address-space cap of each worker, in bytes
+        max_memory: 2_000_000_000, # address-space cap of each worker, in bytes
+        max_images: 1_000,     # images one worker may hold
+        max_held: 1_000_000_000    # bytes of pixels one worker may hold (default max_memory / 2)
 
   A call's deadline is its `timeout:` option, whose default is the one every
   transport shares: `config :mirage, timeout: ms` (30 s unless set).
@@ -50,8 +52,10 @@ defmodule Mirage.Port do
   the process that made the call. It is released by `Mirage.release/1`
   (idempotent), or when its owner process exits (the pool monitors owners), and
   every operation on it runs in that worker. Each worker caps how many images it
-  holds; past the cap, a call that would hold one more returns
-  `{:error, :overloaded}`. An image whose worker died (or was killed at a deadline)
+  holds (`max_images`) and their pixels' bytes (`max_held`); past either cap, a call
+  that would hold one more returns `{:error, :overloaded}`. Note that `thumbnail/4`
+  and `resize/4` hold their result too: a long-lived process should release the
+  images it no longer needs. An image whose worker died (or was killed at a deadline)
   is gone: operations on it return `{:error, :worker_crashed}` and `release/1`
   returns `:ok`. A chain of operations works on the pixels the worker holds, so it
   gives the same bytes as on `:nif`.

@@ -81,12 +81,16 @@ defmodule Mirage.Port.Pool do
       # A decoded image takes up to 4 bytes a pixel in Pillow, and an operation may
       # hold the source, an intermediate and the result at once; plus the
       # interpreter, Pillow and the allocator's per-thread arenas.
-      max_memory: max_pixels * 16 + 1024 * 1024 * 1024
+      max_memory: max_pixels * 16 + 1024 * 1024 * 1024,
+      max_images: 1_000
     ]
 
     config = Keyword.merge(defaults, Application.get_env(:mirage, :port, []))
     config = Keyword.merge(config, opts)
-    Enum.each([:workers, :queue, :max_memory], &check_positive!(config, &1))
+    Enum.each([:workers, :queue, :max_memory, :max_images], &check_positive!(config, &1))
+    # Held images may take half the address space; operations need the rest.
+    config = Keyword.put_new(config, :max_held, div(config[:max_memory], 2))
+    check_positive!(config, :max_held)
     config
   end
 

@@ -84,7 +84,13 @@ defmodule Mirage.Port.Worker do
           {:ok, {String.t(), [String.t()], [{String.t(), String.t()}]}} | {:error, String.t()}
   def program(config) do
     with {:ok, %{python: python, path: path}} <- Mirage.Python.interpreter() do
-      args = ["-m", "mirage.port", "--max-memory", Integer.to_string(config[:max_memory])]
+      args =
+        ["-m", "mirage.port"] ++
+          Enum.flat_map(
+            [max_memory: "--max-memory", max_images: "--max-handles", max_held: "--max-bytes"],
+            fn {key, flag} -> [flag, Integer.to_string(config[key])] end
+          )
+
       {:ok, {python, args, [{"PYTHONPATH", path}]}}
     end
   end

@@ -150,6 +150,46 @@ defmodule Mirage.Port.WorkerTest do
     assert [%{restarts: 1, served: 1, busy: false}] = Mirage.Port.workers(pool)
   end
 
+  test "a worker holds at most max_images images; past it, :overloaded" do
+    pool = start_pool(max_images: 2)
+    {:ok, nil, {first, _, _, _}, nil} = Mirage.Port.call(pool, :from_bytes, @rocket, args())
+    {:ok, nil, {_, _, _, _}, nil} = Mirage.Port.call(pool, :from_bytes, @rocket, args())
+    assert Mirage.Port.call(pool, :from_bytes, @rocket, args()) == {:error, :overloaded}
+    # Operations that hold nothing still run; releasing one makes room again.
+    assert {:ok, nil, nil, %{width: 640}} = Mirage.Port.call(pool, :info, @rocket, args())
+    Mirage.Port.release(first)
+
+    assert {:ok, nil, {_, :jpg, 640, 427}, nil} =
+             Mirage.Port.call(pool, :from_bytes, @rocket, args())
+  end
+
+  # A PNG declaring width x height RGB pixels while carrying almost none.
+  defp png_header(width, height) do
+    chunk = fn kind, data ->
+      <<byte_size(data)::32, kind::binary, data::binary, :erlang.crc32(kind <> data)::32>>
+    end
+
+    "\x89PNG\r\n\x1a\n" <>
+      chunk.("IHDR", <<width::32, height::32, 8, 2, 0, 0, 0>>) <>
+      chunk.("IDAT", :zlib.compress(<<0::8000>>)) <> chunk.("IEND", "")
+  end
+
+  test "an allocation past max_memory is :too_many_pixels and the worker carries on" do
+    # 1 GiB of address space; a 20000 x 20000 RGB canvas (1.2 GB) cannot fit, and
+    # the pixel budget is raised so that only the cap stops it.
+    pool = start_pool(max_memory: 1024 * 1024 * 1024)
+    [%{os_pid: os_pid}] = Mirage.Port.workers(pool)
+    bomb = png_header(20_000, 20_000)
+    big = args(%{max_pixels: 1_000_000_000, width: 10, height: 10})
+
+    capture_log(fn ->
+      assert Mirage.Port.call(pool, :thumbnail, bomb, big) == {:error, :too_many_pixels}
+    end)
+
+    assert {:ok, nil, nil, %{width: 640}} = Mirage.Port.call(pool, :info, @rocket, args())
+    assert [%{os_pid: ^os_pid, restarts: 0}] = Mirage.Port.workers(pool)
+  end
+
   test "200 concurrent callers on a pool of 2 all get their answers" do
     pool = start_pool(workers: 2)
 
