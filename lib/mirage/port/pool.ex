@@ -338,6 +338,8 @@ defmodule Mirage.Port.Pool do
     end
   end
 
+  def handle_info(:dispatch, state), do: {:noreply, dispatch(state)}
+
   def handle_info({:restart, index}, state) do
     state = put_slot(state, %{state.slots[index] | retry: nil})
     {:noreply, state |> start_worker(index) |> dispatch()}
@@ -416,18 +418,35 @@ defmodule Mirage.Port.Pool do
         put_slot(state, slot)
 
       {request, state, slot} ->
-        {worker, id} =
-          Worker.request(slot.worker, request.op, request.source, request.args, request.owner)
+        case Worker.request(slot.worker, request.op, request.source, request.args, request.owner) do
+          {:ok, worker, id} ->
+            request = %{request | id: id}
+            state = %{state | pending: Map.put(state.pending, request.ref, request)}
+            state = %{state | queued: state.queued - 1}
 
-        request = %{request | id: id}
-        state = %{state | pending: Map.put(state.pending, request.ref, request)}
-        state = %{state | queued: state.queued - 1}
+            state =
+              if request.op in @no_image,
+                do: state,
+                else: add_owner(state, request.owner, slot.index)
 
-        state =
-          if request.op in @no_image, do: state, else: add_owner(state, request.owner, slot.index)
+            put_slot(state, %{slot | worker: worker, current: request})
 
-        put_slot(state, %{slot | worker: worker, current: request})
+          :closed ->
+            # The worker died after its last reply, before we heard: the request
+            # never reached it, so it goes back to the head of its queue.
+            state = state |> put_slot(slot) |> requeue(request)
+            send(self(), :dispatch)
+            worker_down(state, slot.index, {:port_closed, :before_request})
+        end
     end
+  end
+
+  defp requeue(state, %{slot: nil} = request),
+    do: %{state | queue: :queue.in_r(request.ref, state.queue)}
+
+  defp requeue(state, %{slot: index} = request) do
+    slot = state.slots[index]
+    put_slot(state, %{slot | held: :queue.in_r({request.seq, request.ref}, slot.held)})
   end
 
   # The oldest live request this slot may run: the head of its own queue (requests

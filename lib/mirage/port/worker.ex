@@ -25,7 +25,7 @@ defmodule Mirage.Port.Worker do
 
   @type t :: %__MODULE__{
           port: port(),
-          os_pid: non_neg_integer(),
+          os_pid: non_neg_integer() | nil,
           incarnation: reference(),
           next_id: non_neg_integer()
         }
@@ -61,7 +61,14 @@ defmodule Mirage.Port.Worker do
     ]
 
     port = Port.open({:spawn_executable, executable}, options)
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
+
+    # nil: it exited already; its exit status is on its way to the owner.
+    os_pid =
+      case Port.info(port, :os_pid) do
+        {:os_pid, os_pid} -> os_pid
+        nil -> nil
+      end
+
     {:ok, %__MODULE__{port: port, os_pid: os_pid, incarnation: make_ref()}}
   rescue
     error in ErlangError -> {:error, error.original}
@@ -96,12 +103,13 @@ defmodule Mirage.Port.Worker do
   end
 
   @doc """
-  Sends a request; returns the worker with its id counter advanced and the id used.
-  The source bytes go to the port as their own part of an iolist, never copied into
-  a larger binary.
+  Sends a request; returns the worker with its id counter advanced and the id used,
+  or `:closed` when the port closed meanwhile (its exit status is on its way). The
+  source bytes go to the port as their own part of an iolist, never copied into a
+  larger binary.
   """
   @spec request(t(), atom(), binary() | {:handle, integer()} | nil, map(), pid()) ::
-          {t(), non_neg_integer()}
+          {:ok, t(), non_neg_integer()} | :closed
   def request(%__MODULE__{next_id: id} = worker, op, source, args, owner) do
     source_part =
       if is_binary(source),
@@ -110,7 +118,9 @@ defmodule Mirage.Port.Worker do
 
     frame = [<<131, 104, 5>>, external(id), external(op), source_part, external(args)]
     Port.command(worker.port, [frame | external(owner)])
-    {%{worker | next_id: if(id >= @id_limit, do: 0, else: id + 1)}, id}
+    {:ok, %{worker | next_id: if(id >= @id_limit, do: 0, else: id + 1)}, id}
+  rescue
+    ArgumentError -> :closed
   end
 
   @doc "Sends a frame that has no reply (`{:release, handles}`, `{:release_owner, pid}`)."
@@ -169,8 +179,11 @@ defmodule Mirage.Port.Worker do
     # Before closing: once the port is closed the VM reaps the process and its pid
     # could be reused.
     case System.find_executable("kill") do
-      nil -> :ok
-      kill -> System.cmd(kill, ["-KILL", Integer.to_string(os_pid)], stderr_to_stdout: true)
+      kill when is_binary(kill) and is_integer(os_pid) ->
+        System.cmd(kill, ["-KILL", Integer.to_string(os_pid)], stderr_to_stdout: true)
+
+      _ ->
+        :ok
     end
 
     close(port)
