@@ -22,10 +22,14 @@ Decoding maps Erlang terms to Python as follows (encoding is the reverse):
 - pids, references, ports and external funs ``fun M:F/A`` -> the frozen dataclasses
   :class:`Pid`, :class:`Reference`, :class:`Port` and :class:`Export`.
 
+Improper lists (``[a | b]``) are refused unless ``decode(data, improper_lists=True)``
+asks for them (the distribution layer does: ``gen_server`` call tags look like
+``[alias | Ref]``); they then decode to :class:`ImproperList`, which always encodes.
+
 Re-encoding a decoded term gives back ``term_to_binary(T, [{minor_version, 2}])`` (the
 OTP 26+ default) byte for byte: decoding keeps the map key order, and the encoder
 writes dicts in their own order (the VM accepts any). Closures, bitstrings that do
-not end on a byte boundary, improper lists, and maps whose keys collide as Python
+not end on a byte boundary, improper lists (by default), and maps whose keys collide as Python
 values (``1`` and ``1.0``, or ``1`` and ``true``) are rejected rather than silently
 changed.
 """
@@ -52,10 +56,12 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "Export",
+    "ImproperList",
     "Pid",
     "Port",
     "Reference",
     "decode",
+    "decode_prefix",
     "encode",
     "encode_parts",
 ]
@@ -203,6 +209,17 @@ class Export:
     arity: int
 
 
+@dataclass(frozen=True, slots=True)
+class ImproperList:
+    """A list whose tail is not a list: ``[items... | tail]``, e.g. ``[alias | Ref]``.
+
+    ``items`` is never empty and ``tail`` is never a list (that would be a proper list).
+    """
+
+    items: tuple[object, ...]
+    tail: object
+
+
 # --- decoding -------------------------------------------------------------------------
 
 _MISSING: Final = object()
@@ -224,40 +241,78 @@ class _Borrowing(threading.local):
 _borrowing = _Borrowing()
 
 
-def decode(data: bytes | bytearray | memoryview, *, views: bool = False) -> object:
+class _ImproperLists(threading.local):
+    """Whether the decode running on this thread takes improper lists; read only where
+    an improper tail is met, so the common path pays nothing for it."""
+
+    allowed: bool = False
+
+
+_improper_lists = _ImproperLists()
+
+
+def decode(
+    data: bytes | bytearray | memoryview, *, views: bool = False, improper_lists: bool = False
+) -> object:
     """The term encoded in ``data`` (with its leading version byte 131).
 
     The whole input must be one term; any malformed, truncated, trailing or
-    unsupported content raises :class:`DecodeError`.
+    unsupported content raises :class:`DecodeError`. With ``improper_lists=True``, a
+    list whose tail is not a list decodes to :class:`ImproperList` instead of failing.
 
     With ``views=True``, binaries of :data:`VIEW_AT` bytes or more come back as
     read-only ``memoryview`` slices of the input instead of ``bytes`` copies (a
     transport that read a request into one ``bytes`` object then holds each large
     binary once). The views keep the whole input alive.
     """
-    if not isinstance(data, bytes):
-        # Any buffer (bytearray, memoryview, a cffi buffer) is copied once: slices of
-        # bytes are cheap and are the decoded binaries. memoryview() also refuses
-        # non-buffers, where bytes(n) would quietly make n zero bytes.
-        data = memoryview(data).tobytes()
+    data = _as_bytes(data)
+    term, pos = _decode_prefix(data, views, improper_lists)
+    if pos != len(data):
+        raise DecodeError(f"{len(data) - pos} trailing byte(s) after the term")
+    return term
+
+
+def decode_prefix(
+    data: bytes | bytearray | memoryview, *, views: bool = False, improper_lists: bool = False
+) -> tuple[object, int]:
+    """The term at the start of ``data`` and the number of bytes it took.
+
+    Like :func:`decode`, but bytes after the term are left alone: the distribution
+    protocol sends a control message and a message back to back. A compressed term
+    must still be the whole input.
+    """
+    return _decode_prefix(_as_bytes(data), views, improper_lists)
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    # Any buffer (bytearray, memoryview, a cffi buffer) is copied once: slices of
+    # bytes are cheap and are the decoded binaries. memoryview() also refuses
+    # non-buffers, where bytes(n) would quietly make n zero bytes.
+    return memoryview(data).tobytes()
+
+
+def _decode_prefix(data: bytes, views: bool, improper_lists: bool) -> tuple[object, int]:
     if not data:
         raise DecodeError("empty input")
     if data[0] != VERSION:
         raise DecodeError(f"expected version byte {VERSION}, got {data[0]}")
+    compressed = len(data) > 1 and data[1] == COMPRESSED
+    _improper_lists.allowed = improper_lists
     try:
-        if len(data) > 1 and data[1] == COMPRESSED:
-            data = _inflate(data)
-            pos = 0
-        else:
-            pos = 1
+        # _inflate refuses bytes after the zlib stream: a compressed term is always
+        # the whole input, also for decode_prefix.
+        source = _inflate(data) if compressed else data
+        pos = 0 if compressed else 1
         if views:
-            _borrowing.view = memoryview(data)
+            _borrowing.view = memoryview(source)
             try:
-                term, pos = _decode_term(data, pos, 0)
+                term, pos = _decode_term(source, pos, 0)
             finally:
                 _borrowing.view = None
         else:
-            term, pos = _decode_term(data, pos, 0)
+            term, pos = _decode_term(source, pos, 0)
     # Fixed-size reads are not bounds-checked one by one: running off the end shows
     # up as one of these and means the input was cut short.
     except (IndexError, struct.error):
@@ -265,9 +320,13 @@ def decode(data: bytes | bytearray | memoryview, *, views: bool = False) -> obje
     except RecursionError:
         # Only reachable when the caller's own stack is already deep.
         raise DecodeError("term nested too deeply for the Python stack") from None
-    if pos != len(data):
-        raise DecodeError(f"{len(data) - pos} trailing byte(s) after the term")
-    return term
+    finally:
+        _improper_lists.allowed = False
+    if compressed:
+        if pos != len(source):
+            raise DecodeError(f"{len(source) - pos} trailing byte(s) after the term")
+        return term, len(data)
+    return term, pos
 
 
 def _inflate(data: bytes) -> bytes:
@@ -396,7 +455,10 @@ def _decode_term(data: bytes, pos: int, depth: int) -> tuple[object, int]:
                 items.extend(data[pos + 3 : end])
                 return items, end
             if tail != LIST_EXT:
-                raise DecodeError("improper list (the tail is not a list)")
+                if not _improper_lists.allowed:
+                    raise DecodeError("improper list (the tail is not a list)")
+                rest, pos = _decode_term(data, pos, depth)
+                return ImproperList(tuple(items), rest), pos
             (n,) = _U32.unpack_from(data, pos + 1)
             pos += 5
             if n >= len(data) - pos:
@@ -871,6 +933,17 @@ def _encode_list(term: list[object], out: _Output) -> Iterable[object] | None:
     return term  # _encode_term adds the NIL_EXT tail
 
 
+def _encode_improper_list(term: ImproperList, out: _Output) -> Iterable[object]:
+    items = tuple(term.items)
+    if not items:
+        raise EncodeError("ImproperList needs at least one item before its tail")
+    if isinstance(term.tail, (list, ImproperList)):
+        raise EncodeError("ImproperList tail must not be a list (write the whole list)")
+    out.append(LIST_EXT)
+    out += _U32.pack(len(items))
+    return chain(items, (term.tail,))  # the tail takes NIL_EXT's place
+
+
 def _encode_dict(term: dict[object, object], out: _Output) -> Iterable[object]:
     out.append(MAP_EXT)
     out += _U32.pack(len(term))
@@ -939,6 +1012,7 @@ _ENCODERS: Final[dict[type, _Encoder]] = {
     Reference: _encode_reference,
     Port: _encode_port,
     Export: _encode_export,
+    ImproperList: _encode_improper_list,
 }
 _SUBCLASS_ENCODERS: Final[tuple[tuple[type, _Encoder], ...]] = (
     (bool, _encode_bool),
