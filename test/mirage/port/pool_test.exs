@@ -57,11 +57,24 @@ defmodule Mirage.Port.PoolTest do
     end
   end
 
-  test "the worker's log frames reach Logger" do
-    pool = start_pool("echo", workers: 1)
+  defmodule Forward do
+    @moduledoc false
+    # A :logger handler that sends each event to the test process.
+    def log(event, %{config: %{pid: pid}}), do: send(pid, {:logged, event})
+  end
 
-    log = capture_log(fn -> assert {:ok, nil, nil, :pong} = call(pool) end)
-    assert log =~ "fake worker served 0"
+  test "the worker's log frames reach Logger with metadata mirage: :python" do
+    pool = start_pool("echo", workers: 1)
+    id = :"forward_#{System.unique_integer([:positive])}"
+    :ok = :logger.add_handler(id, Forward, %{config: %{pid: self()}})
+    on_exit(fn -> :logger.remove_handler(id) end)
+
+    capture_log(fn -> assert {:ok, nil, nil, :pong} = call(pool) end)
+
+    assert_receive {:logged,
+                    %{level: :warning, msg: {:string, "fake worker served 0"}, meta: meta}}
+
+    assert meta.mirage == :python
   end
 
   test "a full queue answers :overloaded at once; queued calls still get answers" do
