@@ -9,27 +9,29 @@ defmodule Mirage.Port do
   ## Configuration
 
       config :mirage, :port,
-        workers: 4,            # OS processes; default: the number of dirty CPU schedulers
-        queue: 1_000,          # requests waiting for a worker; more answer {:error, :overloaded}
-        max_memory: 2_000_000_000, # address-space cap of each worker, in bytes
-        max_images: 1_000,     # images one worker may hold
-        max_held: 1_000_000_000    # bytes of pixels one worker may hold (default max_memory / 2)
+        workers: 4,                 # OS processes (default: dirty CPU schedulers)
+        queue: 1_000,               # calls waiting for a worker (default 1 000)
+        max_memory: 2_000_000_000,  # address-space cap of each worker, bytes
+        max_images: 1_000,          # images one worker may hold (default 1 000)
+        max_held: 1_000_000_000     # their pixels' bytes (default max_memory / 2)
 
   A call's deadline is its `timeout:` option, whose default is the one every
   transport shares: `config :mirage, timeout: ms` (30 s unless set).
 
   The pool (`Mirage.Port.Pool`) starts under Mirage's supervisor when the
   application starts with `config :mirage, transport: :port`, else on the first
-  call that uses this transport. The interpreter is found as for the NIF
-  (`MIRAGE_PYTHON`, `config :mirage, python: path`, else the one recorded at build
-  time) and runs the `mirage` package staged in `priv/python`.
+  call that uses this transport. `Mirage.Python` finds the interpreter, as for the
+  NIF (`MIRAGE_PYTHON`, `config :mirage, python: path`, else the one recorded at
+  build time); it runs the `mirage` package staged in `priv/python`, from that
+  directory.
 
   ## What callers see
     * Requests wait in one first-in, first-out queue for an idle worker; when
       `queue` requests already wait, a call returns `{:error, :overloaded}` at once.
-    * Every call has a deadline (its `timeout:` option), counted from the moment the pool receives it, queueing included. When it
-      passes, the call returns `{:error, :timeout}`; if a worker was running it, that
-      worker's OS process is killed (SIGKILL) and a fresh one takes its place.
+    * Every call has a deadline (its `timeout:` option), counted from the moment
+      the pool receives it, queueing included. When it passes, the call returns
+      `{:error, :timeout}`; if a worker was running it, that worker's OS process is
+      killed (SIGKILL) and a fresh one takes its place.
     * A worker that dies while running a call (a crash, a signal, an invalid frame)
       answers `{:error, :worker_crashed}` to that call only; queued calls run on the
       other workers or on its replacement. Replacements of a worker that keeps dying
