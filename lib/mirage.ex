@@ -15,7 +15,9 @@ defmodule Mirage do
 
   ## Errors
   Wrong argument types, unknown options and bad option values raise
-  `ArgumentError` naming the culprit. Bad image data returns `{:error, reason}` with
+  `ArgumentError` naming the culprit; so do sizes and coordinates over 2147483647
+  (no image is larger), a released image, and a `%Mirage{}` whose `resource` or
+  `transport` was not made by Mirage. Bad image data returns `{:error, reason}` with
   a reason from `Mirage.Error.reasons/0`; the `!` variants raise `Mirage.Error`.
 
   `from_bytes/2` reads only the header (format, size, orientation, frame count).
@@ -143,7 +145,8 @@ defmodule Mirage do
   Options:
     * `:fit` - `:fill` (default: exactly `width` x `height`, scaled to cover and
       cropped), `:contain` (fits inside, aspect kept), `:cover` (covers the box,
-      aspect kept, not cropped) or `:exact` (stretched).
+      aspect kept, not cropped) or `:exact` (stretched). A side that comes out
+      at n.5 pixels rounds up: 512x257 contained in 256x256 is 256x129.
     * `:gravity` - what `:fill` keeps when cropping: `:center` (default),
       `:north`, `:south`, `:east`, `:west`, `:north_east`, `:north_west`,
       `:south_east`, `:south_west`, or `{x, y}` with both in `0..1`.
@@ -259,6 +262,8 @@ defmodule Mirage do
       do: raise(ArgumentError, "degrees must be a number, got: #{brief(degrees)}")
 
     {transport, args} = request!(opts, Mirage.Options.allowed(:rotate), image, "rotate/3")
+    # A whole number of degrees is a turn: reduced here, no bignum crosses to Python.
+    degrees = if is_integer(degrees), do: Integer.mod(degrees, 360), else: degrees
     derive(transport, :rotate, image, Map.put(args, :degrees, degrees))
   end
 
@@ -380,6 +385,7 @@ defmodule Mirage do
     check_integer!(:width, width, 1)
     check_integer!(:height, height, 1)
     image = if is_struct(source, __MODULE__), do: source
+    if image, do: check_image!(image)
     {transport, args} = request!(opts, Mirage.Options.allowed(op), image, function)
 
     # A box that will be filled is refused here before any work; Python checks the
@@ -426,7 +432,21 @@ defmodule Mirage do
     }
   end
 
-  defp check_image!(%__MODULE__{}), do: :ok
+  # A struct is only as good as its fields: a transport of Mirage's and a handle that
+  # transport could have made (a forged resource never reaches the core, where a
+  # binary would pass for image bytes).
+  defp check_image!(%__MODULE__{transport: transport, resource: resource}) do
+    case Mirage.Transport.check_handle(transport, resource) do
+      :ok ->
+        :ok
+
+      {:error, problem} ->
+        raise ArgumentError, "not a live Mirage image: #{problem}"
+    end
+  end
+
+  defp check_image!(%{__struct__: __MODULE__} = other),
+    do: raise(ArgumentError, "not a live Mirage image: #{brief(other)} lacks its fields")
 
   defp check_image!(other),
     do: raise(ArgumentError, "expected a %Mirage{} image, got: #{brief(other)}")
@@ -436,7 +456,16 @@ defmodule Mirage do
   defp check_binary!(other),
     do: raise(ArgumentError, "expected a binary, got: #{brief(other)}")
 
-  defp check_integer!(_name, value, min) when is_integer(value) and value >= min, do: :ok
+  # No image has a side longer than this (Pillow's sizes are C ints): anything larger
+  # can address no pixel, and is refused here rather than carried to Python as a bignum.
+  @max_side 2_147_483_647
+
+  defp check_integer!(_name, value, min)
+       when is_integer(value) and value >= min and value <= @max_side,
+       do: :ok
+
+  defp check_integer!(name, value, _min) when is_integer(value) and value > @max_side,
+    do: raise(ArgumentError, "#{name} must be at most #{@max_side}, got: #{brief(value)}")
 
   defp check_integer!(name, value, min) do
     kind = if min == 0, do: "a non-negative integer", else: "a positive integer"

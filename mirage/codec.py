@@ -7,21 +7,27 @@ Where the bytes are read from and written to (views, memfd or ``BytesIO``) is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from PIL import Image as PILImage
 from PIL import ImageFile, features
 
-from mirage import buffers
+from mirage import buffers, evidence
 from mirage.buffers import Data, Encoded
-from mirage.errors import TruncatedImage, UnsupportedImageFormat, classify, raised_by_mirage
+from mirage.errors import (
+    DecodeFailed,
+    InvalidDimensions,
+    MirageError,
+    TruncatedImage,
+    UnsupportedFeature,
+    UnsupportedImageFormat,
+    classify,
+    raised_by_mirage,
+)
 from mirage.formats import FORMATS, PILLOW_NAME
 
 # Bytes Pillow's plugins look at to recognise a format.
 _PREFIX = 16
-
-# Leading bytes too short for Pillow to recognise, but unmistakably a cut-off image.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
 # Modes with an alpha band ("LAB" has an "A" band that is a colour channel).
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -96,12 +102,37 @@ def open_image(data: Data, allowed: Sequence[str] = FORMATS) -> ImageFile.ImageF
         except Exception as exc:  # mapped to a reason below
             if raised_by_mirage(exc):
                 raise  # a bug, not bad data
-            if fp.tell() >= len(data):
-                raise TruncatedImage(f"header ends early: {exc}") from exc
-            raise classify(exc, "decode") from exc
-    if len(data) and any(sig.startswith(prefix) for sig in _SIGNATURES):
-        raise TruncatedImage("input is only the start of an image signature")
+            raise _header_error(fmt, data, fp, exc) from exc
+    if evidence.signature_only(data, allowed):
+        raise TruncatedImage("input is only the signature of an image")
     raise UnsupportedImageFormat("not an image in an allowed format")
+
+
+def _header_error(fmt: str, data: Data, fp: object, exc: Exception) -> MirageError:
+    """The reason a plugin that recognised ``data`` could not read its header, decided
+    by what the header declares and whether the data ran out."""
+    if evidence.declares_zero_size(fmt, data):
+        return InvalidDimensions(f"the header declares a zero width or height: {exc}")
+    if evidence.unsupported_variant(fmt, data, exc):
+        return UnsupportedFeature(f"{type(exc).__name__}: {exc}")
+    if evidence.ran_out(fp, data):  # type: ignore[arg-type]
+        return TruncatedImage(f"header ends early: {exc}")
+    error = classify(exc, "decode")
+    return DecodeFailed(str(error)) if isinstance(error, TruncatedImage) else error
+
+
+def decode_error(im: ImageFile.ImageFile, fp: object, data: Data, exc: Exception) -> MirageError:
+    """The reason decoding pixels failed: truncated only if the decoder really read to
+    the end of the data, unsupported if a valid TIFF needs a codec this build lacks."""
+    error = classify(exc, "decode")
+    short = isinstance(exc, ValueError) and "not enough image data" in str(exc)
+    if isinstance(error, TruncatedImage) or short:
+        if evidence.ran_out(fp, data):  # type: ignore[arg-type]
+            return TruncatedImage(str(error))
+        return DecodeFailed(str(error))
+    if isinstance(error, DecodeFailed) and im.format == "TIFF" and evidence.tiff_codec_missing(im):
+        return UnsupportedFeature(f"TIFF compression not in this build: {error}")
+    return error
 
 
 def verify(data: Data, im: ImageFile.ImageFile, allowed: Sequence[str]) -> ImageFile.ImageFile:
@@ -131,10 +162,16 @@ def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
         im.fp = None  # loaded: drop the file, which may borrow the caller's buffer
         return Frames((_without_info(_as_stored(im, tagged)),))
     images, durations = [], []
+    screen = im.size
     for index in range(count):
         im.seek(index)
         im.load()
-        images.append(_without_info(resizable(im).copy()))
+        frame = resizable(im)
+        # Pillow grows a GIF's canvas when a later frame reaches past it; every frame
+        # is cut to the canvas the header declared (the GIF's logical screen), so all
+        # frames share the size the image reports.
+        fitted = frame.crop((0, 0, *screen)) if frame.size != screen else frame.copy()
+        images.append(_without_info(fitted))
         durations.append(int(im.info.get("duration", 0) or 0))
     loop = im.info.get("loop")
     return Frames(tuple(images), tuple(durations), loop if isinstance(loop, int) else None)
@@ -200,7 +237,8 @@ def resizable(im: PILImage.Image) -> PILImage.Image:
 def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
     """Write ``frames`` as ``fmt``; all frames when the format animates, else the first."""
     images = frames.images if fmt in ANIMATED else frames.images[:1]
-    images = tuple(_writable(im, fmt) for im in images)
+    images = tuple(_private(_writable(im, fmt)) for im in images)
+    options = replace(options, icc_profile=_profile_for(options.icc_profile, images[0].mode))
     params: dict[str, object] = {**_params(fmt, options), **options.extra}
     if len(images) > 1:
         params.update(save_all=True, append_images=list(images[1:]))
@@ -222,9 +260,52 @@ def encode(frames: Frames, fmt: str, options: EncodeOptions) -> Encoded:
         raise classify(exc, "encode") from exc
 
 
+def _private(im: PILImage.Image) -> PILImage.Image:
+    """An image object of this call's own to save, sharing the pixels read-only.
+
+    ``save()`` stores the call's options on the image it saves (``encoderinfo``,
+    merged into the next save, and ``encoderconfig``, read while the GIL is released),
+    and plugins add to them: saving a shared image from two threads mixes their options,
+    and what is left behind leaks into later saves. A fresh object over the same pixel
+    core keeps all of that per call. A palette lives in the core and may be rewritten
+    when saving, so palette images are copied whole (one byte a pixel).
+    """
+    if im.mode in ("P", "PA"):
+        return im.copy()
+    return im._new(im.im)
+
+
+# The colour space an ICC profile's header names (bytes 16-19), for each pixel mode.
+_PROFILE_SPACE = {
+    **dict.fromkeys(("RGB", "RGBA", "RGBX", "P", "PA"), b"RGB "),
+    **dict.fromkeys(("1", "L", "LA", "I", "I;16", "F"), b"GRAY"),
+    "CMYK": b"CMYK",
+    "LAB": b"Lab ",
+    "YCbCr": b"YCbr",
+}
+
+
+def _profile_for(icc: bytes | None, mode: str) -> bytes | None:
+    """The source's profile, unless it describes another colour space than ``mode``'s
+    (a CMYK or Lab source converted to RGB): such a profile would misdescribe the
+    pixels, and readers may reject the file."""
+    if icc is None:
+        return None
+    space = _PROFILE_SPACE.get(mode)
+    return icc if space is None or icc[16:20] == space else None
+
+
 def _writable(im: PILImage.Image, fmt: str) -> PILImage.Image:
+    """``im`` in a mode ``fmt`` can store. A conversion's ``info`` is dropped: Pillow's
+    Lab to RGB conversion attaches an sRGB profile stamped with the current time,
+    which would make the output differ from one run to the next (and untagged RGB
+    is sRGB to every reader anyway)."""
     if im.mode in _WRITABLE[fmt]:
         return im
+    return _without_info(_converted(im, fmt))
+
+
+def _converted(im: PILImage.Image, fmt: str) -> PILImage.Image:
     if im.mode == "I":
         # 16-bit sources are widened to I for resampling: back to 16 bits where the
         # format has them, else scaled (not clipped) to 8 bits.

@@ -68,6 +68,14 @@ class EncodeFailed(MirageError, OSError):
     reason = "encode_failed"
 
 
+class UnsupportedFeature(MirageError, ValueError):
+    """A valid image using a variant of its format this build cannot decode (a BMP
+    with an unusual bitfields layout, 2 bits a pixel or RLE24, a 12-bit JPEG, a TIFF of
+    32-bit float samples or a compression libtiff was built without)."""
+
+    reason = "unsupported_feature"
+
+
 class InternalError(MirageError, RuntimeError):
     """Catch-all: an unexpected failure inside Mirage or Pillow (a bug to report)."""
 
@@ -81,6 +89,7 @@ ERRORS: tuple[type[MirageError], ...] = (
     InvalidDimensions,
     DecodeFailed,
     EncodeFailed,
+    UnsupportedFeature,
     InternalError,
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 Fit = Literal["fill", "contain", "cover", "exact"]
@@ -62,6 +63,8 @@ def plan(
     - ``cover``: covers the target, aspect ratio kept, nothing cropped.
     - ``exact``: stretched to the target size.
 
+    Sizes are rounded by :func:`round_half_up`.
+
     With ``upscale=False`` the source is never enlarged, so the result may be
     smaller than asked for.
     """
@@ -73,17 +76,30 @@ def plan(
     if fit == "exact":
         size = (tw, th) if upscale else (min(tw, sw), min(th, sh))
         return Plan(full, size)
-    scale = max(tw / sw, th / sh) if fit in ("fill", "cover") else min(tw / sw, th / sh)
+    # Exact fractions: a size that is n.5 in exact arithmetic must not become
+    # n.4999... in floating point and round the other way.
+    ratios = (Fraction(tw, sw), Fraction(th, sh))
+    scale = max(ratios) if fit in ("fill", "cover") else min(ratios)
     if not upscale:
-        scale = min(scale, 1.0)
-    scaled = (max(1, round(sw * scale)), max(1, round(sh * scale)))
+        scale = min(scale, Fraction(1))
+    scaled = (max(1, round_half_up(sw * scale)), max(1, round_half_up(sh * scale)))
     if fit != "fill":
         return Plan(full, scaled)
     size = (min(tw, scaled[0]), min(th, scaled[1]))
-    crop_w, crop_h = min(sw, size[0] / scale), min(sh, size[1] / scale)
+    crop_w: Fraction = min(Fraction(sw), size[0] / scale)
+    crop_h: Fraction = min(Fraction(sh), size[1] / scale)
     cx, cy = centering(gravity)
-    left, top = (sw - crop_w) * cx, (sh - crop_h) * cy
-    return Plan((left, top, left + crop_w, top + crop_h), size)
+    left, top = float(sw - crop_w) * cx, float(sh - crop_h) * cy
+    return Plan((left, top, left + float(crop_w), top + float(crop_h)), size)
+
+
+def round_half_up(value: Fraction) -> int:
+    """The one rounding rule for every size Mirage computes: n.5 rounds up.
+
+    (libvips and ImageMagick do the same; Python's ``round`` would go to even, making
+    512x257 contained in 256x256 come out 256x128 instead of 256x129.)
+    """
+    return math.floor(value + Fraction(1, 2))
 
 
 def swaps_axes(orientation: int) -> bool:

@@ -24,7 +24,14 @@ from PIL import ImageFile
 from mirage import codec, geometry, metadata
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
-from mirage.errors import InvalidDimensions, TooManyPixels, TruncatedImage, translate
+from mirage.errors import (
+    InvalidDimensions,
+    MirageError,
+    TooManyPixels,
+    TruncatedImage,
+    raised_by_mirage,
+    translate,
+)
 from mirage.formats import DEFAULT_ALLOWED, FORMATS, FROM_PILLOW
 
 if TYPE_CHECKING:
@@ -509,16 +516,26 @@ def _decode(
     _check_budget(_frames_cost(image.width, image.height, count), max_pixels)
     with translate("decode"):
         im = opened if opened is not None else codec.open_image(image._source, image._allowed)
-        im = codec.verify(image._source, im, image._allowed)
-        if im.format in ("JPEG", "MPO") and not im.tile:
-            raise TruncatedImage("the file ends before its image data")
-        scale = 1.0
-        if draft is not None and im.format in ("JPEG", "MPO") and count == 1:
-            box, size = draft
-            drafted = im.draft(im.mode, geometry.draft_request(box, size, im.size))
-            if drafted is not None:
-                scale = drafted[1][2] / image.width
-        return codec.decode_frames(im, count), scale
+        fp = im.fp  # kept: Pillow drops it on some failures, and it tells how far it read
+        try:
+            im = codec.verify(image._source, im, image._allowed)
+            if im.fp is not fp:
+                fp = im.fp
+            if im.format in ("JPEG", "MPO") and not im.tile:
+                raise TruncatedImage("the file ends before its image data")
+            scale = 1.0
+            if draft is not None and im.format in ("JPEG", "MPO") and count == 1:
+                box, size = draft
+                drafted = im.draft(im.mode, geometry.draft_request(box, size, im.size))
+                if drafted is not None:
+                    scale = drafted[1][2] / image.width
+            return codec.decode_frames(im, count), scale
+        except MirageError:
+            raise
+        except Exception as exc:
+            if raised_by_mirage(exc) and not isinstance(exc, MemoryError):
+                raise  # a bug, not bad data
+            raise codec.decode_error(im, fp, image._source, exc) from exc
 
 
 def _derived(source: Image, pixels: Frames, *, orientation: int | None = None) -> Image:
@@ -551,7 +568,17 @@ def _rotate_free(
     colour = background if len(background) == 4 else (*background, 255)
     fill = PILImage.new("RGBA", (1, 1), colour).convert(im.mode).getpixel((0, 0))
     # Pillow turns counter-clockwise; Mirage, like ImageMagick and libvips, clockwise.
-    return im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    rotated = im.rotate(-degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=fill)
+    if im.mode in ("RGBA", "LA") and isinstance(fill, tuple) and fill[-1] not in (0, 255):
+        # Pillow rotates these modes premultiplied and takes the fill as premultiplied
+        # too, so a partly transparent colour comes out brightened. A pixel is either
+        # filled or computed from the source (never a blend of both), so the same
+        # rotation of a coverage mask marks exactly the pixels to paint.
+        covered = PILImage.new("L", im.size, 255).rotate(
+            -degrees, PILImage.Resampling.BICUBIC, expand=True, fillcolor=0
+        )
+        rotated.paste(fill, mask=covered.point([255] + [0] * 255))
+    return rotated
 
 
 def _encode(

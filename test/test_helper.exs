@@ -10,5 +10,7 @@ exclude =
     [:shared]
   end
 
+# :corpus_full runs every corpus file (decompression bombs included): mix test
+# --include corpus_full.
 # capture_log: Python warnings about corrupt files show only for failing tests.
-ExUnit.start(exclude: exclude, capture_log: true)
+ExUnit.start(exclude: [:corpus_full | exclude], capture_log: true)

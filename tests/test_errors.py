@@ -20,6 +20,7 @@ from mirage.errors import (
     MirageError,
     TooManyPixels,
     TruncatedImage,
+    UnsupportedFeature,
     UnsupportedImageFormat,
     classify,
     translate,
@@ -38,6 +39,7 @@ EXPECTED_REASONS = (
     "invalid_dimensions",
     "decode_failed",
     "encode_failed",
+    "unsupported_feature",
     "internal_error",
 )
 
@@ -49,6 +51,7 @@ SUBCLASSES: list[tuple[type[MirageError], str, type[Exception]]] = [
     (InvalidDimensions, "invalid_dimensions", ValueError),
     (DecodeFailed, "decode_failed", OSError),
     (EncodeFailed, "encode_failed", OSError),
+    (UnsupportedFeature, "unsupported_feature", ValueError),
     (InternalError, "internal_error", RuntimeError),
 ]
 

@@ -81,7 +81,7 @@ from tests.conftest import encode, exif_bytes, gradient
         ((1, 1), (1, 1), "fill", True, "center", Plan((0, 0, 1, 1), (1, 1))),
         # A 1x1 source filling 25x17 is cut to the 17/25-high middle of its one pixel.
         ((1, 1), (25, 17), "fill", True, "center", Plan((0, 0.16, 1, 0.84), (25, 17))),
-        # Rounding: 10x5 at 0.3 is 3x1.5, which rounds (half to even) to 3x2.
+        # Rounding: 10x5 at 0.3 is 3x1.5, which rounds (half up) to 3x2.
         ((10, 5), (3, 3), "contain", True, "center", Plan((0, 0, 10, 5), (3, 2))),
         ((4, 1), (2, 2), "contain", True, "center", Plan((0, 0, 4, 1), (2, 1))),
     ],

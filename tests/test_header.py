@@ -192,10 +192,16 @@ def test_header_cut_short_is_truncated(fmt: str) -> None:
         from_bytes(data[:20])
 
 
-@pytest.mark.parametrize("prefix", [b"\x89PNG", b"\xff\xd8", b"GIF8"])
-def test_partial_signature_is_truncated(prefix: bytes) -> None:
-    # Too short for any plugin, but unmistakably the start of an image.
+@pytest.mark.parametrize("prefix", [b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF89a"])
+def test_whole_signature_alone_is_truncated(prefix: bytes) -> None:
+    # Too short for any plugin, but a whole signature: the start of an image.
     with pytest.raises(TruncatedImage):
+        from_bytes(prefix)
+
+
+@pytest.mark.parametrize("prefix", [b"\x89PNG", b"\xff", b"GIF8", b"\x89"])
+def test_part_of_a_signature_identifies_no_format(prefix: bytes) -> None:
+    with pytest.raises(UnsupportedImageFormat):
         from_bytes(prefix)
 
 

@@ -11,6 +11,9 @@ defmodule Mirage.Error do
     invalid_dimensions: "the image declares a zero width or height",
     decode_failed: "the header was readable but the image data is corrupt",
     encode_failed: "the result could not be written in the source format",
+    unsupported_feature:
+      "a valid image in a variant of its format this build cannot decode " <>
+        "(e.g. BMP bitfields, 2-bit or RLE24 BMP, 12-bit JPEG, 32-bit float TIFF)",
     internal_error: "an unexpected failure inside Mirage or Pillow (a bug; details go to Logger)"
   ]
 
@@ -48,6 +51,7 @@ defmodule Mirage.Error do
           | :invalid_dimensions
           | :decode_failed
           | :encode_failed
+          | :unsupported_feature
           | :internal_error
 
   @typedoc "A reason from a transport, as `transport_reasons/0` lists them."

@@ -23,6 +23,8 @@ defmodule Mirage.Options do
   @formats [:jpg, :png, :gif, :webp, :bmp, :tiff]
   @default_max_pixels 50_000_000
   @default_timeout 30_000
+  # Erlang's longest timeout (receive ... after, timers): about 49 days.
+  @max_timeout 4_294_967_295
   # Options every function takes, whatever its own.
   @common [:max_pixels, :allowed_formats, :transport, :timeout]
 
@@ -170,7 +172,9 @@ defmodule Mirage.Options do
   def check!(:quality, v) when is_integer(v) and v in 1..100, do: v
   def check!(:compress_level, v) when is_integer(v) and v in 0..9, do: v
   def check!(:max_pixels, v) when is_integer(v) and v > 0, do: v
-  def check!(:timeout, v) when (is_integer(v) and v > 0) or v == :infinity, do: v
+
+  def check!(:timeout, v) when (is_integer(v) and v > 0 and v <= @max_timeout) or v == :infinity,
+    do: v
 
   def check!(:transport, v) do
     case Mirage.Transport.module(v) do
@@ -207,7 +211,7 @@ defmodule Mirage.Options do
     quality: "an integer in 1..100",
     compress_level: "an integer in 0..9",
     max_pixels: "a positive integer",
-    timeout: "a positive integer (milliseconds) or :infinity",
+    timeout: "a positive integer of milliseconds up to #{@max_timeout}, or :infinity",
     transport: "a transport",
     upscale: "a boolean",
     auto_orient: "a boolean",

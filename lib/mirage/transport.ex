@@ -94,7 +94,15 @@ defmodule Mirage.Transport do
   """
   @callback children() :: [Supervisor.child_spec() | {module(), term()} | module()]
 
-  @optional_callbacks children: 0
+  @doc """
+  Whether `term` has the shape of a handle this transport makes (a cheap check in
+  the caller's process, no call to the core). `Mirage` refuses a struct whose
+  resource fails it, so a forged resource never reaches the core. Default: any term
+  but a binary or `nil` (neither is ever a handle).
+  """
+  @callback handle?(term()) :: boolean()
+
+  @optional_callbacks children: 0, handle?: 1
 
   @doc """
   The transports this build has, by name.
@@ -136,6 +144,37 @@ defmodule Mirage.Transport do
   end
 
   def module(_other), do: :error
+
+  @doc false
+  # Whether an image struct's fields name a transport and a handle it could have made.
+  @spec check_handle(term(), term()) :: :ok | {:error, String.t()}
+  def check_handle(transport, handle) do
+    cond do
+      not known?(transport) ->
+        {:error, "its transport, #{inspect(transport, limit: 5)}, is not a Mirage transport"}
+
+      not handle_shape?(transport, handle) ->
+        {:error,
+         "its resource, #{inspect(handle, limit: 5, printable_limit: 40)}, " <>
+           "is not an image of #{inspect(transport)}"}
+
+      true ->
+        :ok
+    end
+  end
+
+  # A transport's own check when it has one; whatever it says, bytes and nil are
+  # never a handle (a binary would otherwise pass for image bytes).
+  defp handle_shape?(_transport, handle) when is_binary(handle) or is_nil(handle), do: false
+
+  defp handle_shape?(transport, handle) do
+    not function_exported?(transport, :handle?, 1) or transport.handle?(handle)
+  end
+
+  @modules Map.values(@transports)
+
+  defp known?(module) when module in @modules, do: true
+  defp known?(module), do: match?({:ok, ^module}, module(module))
 
   @doc false
   @spec expected() :: String.t()

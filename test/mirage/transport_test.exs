@@ -103,6 +103,35 @@ defmodule Mirage.TransportTest do
       assert Mirage.rotate(image, 90, transport: Canned) == {:error, :overloaded}
     end
 
+    test "a transport without handle?/1 still never gets a binary or nil as a handle" do
+      canned({:ok, "bytes", nil, nil})
+
+      for forged <- [@sample, nil] do
+        image = %Mirage{
+          format: :jpg,
+          width: 1,
+          height: 1,
+          byte_size: nil,
+          resource: forged,
+          transport: Canned
+        }
+
+        assert_raise ArgumentError, ~r/not a live Mirage image/, fn -> Mirage.to_bytes(image) end
+        refute_received {Canned, :to_bytes, _}
+      end
+
+      image = %Mirage{
+        format: :jpg,
+        width: 1,
+        height: 1,
+        byte_size: nil,
+        resource: :canned,
+        transport: Canned
+      }
+
+      assert Mirage.to_bytes(image) == {:ok, "bytes"}
+    end
+
     test "naming another transport for an image raises ArgumentError" do
       image = Mirage.from_bytes!(@sample)
       assert image.transport == Mirage.Transport.NIF

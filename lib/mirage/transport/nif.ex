@@ -30,13 +30,33 @@ defmodule Mirage.Transport.NIF do
   @header_only [:from_bytes, :info, :formats]
 
   @impl true
-  def call(op, source, args) when op in @header_only,
-    do: Mirage.NIF.call_io(op, source, :erlang.term_to_binary(args))
+  def call(op, source, args) do
+    args = :erlang.term_to_binary(args)
 
-  def call(op, source, args), do: Mirage.NIF.call_cpu(op, source, :erlang.term_to_binary(args))
+    if op in @header_only,
+      do: Mirage.NIF.call_io(op, source, args),
+      else: Mirage.NIF.call_cpu(op, source, args)
+  rescue
+    # The NIF refuses (badarg) a reference that is no image resource of its own.
+    error in ArgumentError ->
+      if is_reference(source), do: not_an_image!(source), else: reraise(error, __STACKTRACE__)
+  end
 
   @impl true
-  def release(handle), do: Mirage.NIF.release(handle)
+  def release(handle) do
+    Mirage.NIF.release(handle)
+  rescue
+    ArgumentError -> not_an_image!(handle)
+  end
+
+  @impl true
+  # Held images are NIF resources, which Elixir sees as references.
+  def handle?(term), do: is_reference(term)
+
+  defp not_an_image!(handle) do
+    raise ArgumentError,
+          "not a live Mirage image: its resource, #{inspect(handle)}, is not an image of #{inspect(__MODULE__)}"
+  end
 
   @impl true
   def live_handles, do: Mirage.NIF.live_handles()
