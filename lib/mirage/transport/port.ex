@@ -21,6 +21,14 @@ defmodule Mirage.Transport.Port do
   @impl true
   def children, do: [Mirage.Port.Pool]
 
+  @impl true
+  def handle?({:mirage_port, pool, slot, incarnation, handle}),
+    do:
+      (is_atom(pool) or is_pid(pool)) and is_integer(slot) and slot >= 0 and
+        is_reference(incarnation) and is_integer(handle)
+
+  def handle?(_term), do: false
+
   # An image names its own pool; anything else goes to the default one.
   defp pool({:mirage_port, pool, _, _, _}), do: pool
   defp pool(_source), do: Mirage.Port.ensure_started()
