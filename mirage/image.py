@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, geometry, metadata
+from mirage import codec, geometry, metadata, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -53,7 +53,10 @@ FILTERS: dict[str, PILImage.Resampling] = {
 }
 
 # The least pixels an animation frame is charged with (see _frames_cost).
-_FRAME_FLOOR = 64 * 64
+_FRAME_FLOOR = survey.FRAME_FLOOR
+
+#: Most JPEG scans decoded unless the caller says otherwise (see mirage.survey).
+DEFAULT_MAX_SCANS = survey.DEFAULT_MAX_SCANS
 
 # Integer pre-reduction (box filter) down to 3x the final size before resampling:
 # most of the speed of a plain reduce, results indistinguishable from no reduction.
@@ -93,6 +96,8 @@ class Image:
     _allowed: tuple[str, ...] = field(default=DEFAULT_ALLOWED, repr=False)
     _exif: bytes | None = field(default=None, repr=False)
     _icc: bytes | None = field(default=None, repr=False)
+    # GIF: each frame's canvas area as Pillow decodes it (see mirage.survey).
+    _canvases: tuple[int, ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,14 +118,17 @@ def from_bytes(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> Image:
     """Read an image's header (format, size, orientation, frames) without its pixels.
 
     Raises :class:`~mirage.errors.MirageError` subclasses for bad data. A corrupt body
-    is only noticed by the first operation that decodes pixels.
+    is only noticed by the first operation that decodes pixels. A file whose
+    structure would cost more than the limits (``max_scans`` JPEG scans, the
+    structural caps of :mod:`mirage.survey`) is refused here with ``too_complex``.
     """
     # A held image outlives the caller's buffer: keep a copy (none if already bytes).
-    return _read_header(bytes(data), max_pixels, tuple(allowed_formats))[0]
+    return _read_header(bytes(data), max_pixels, tuple(allowed_formats), max_scans)[0]
 
 
 def info(
@@ -128,9 +136,10 @@ def info(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> Info:
     """Describe an image from its header alone, so large ones can be refused cheaply."""
-    image, im = _read_header(data, max_pixels, tuple(allowed_formats))
+    image, im = _read_header(data, max_pixels, tuple(allowed_formats), max_scans)
     has_alpha = codec.has_alpha(im)
     return Info(
         image.format,
@@ -157,6 +166,7 @@ class ThumbnailOptions(TypedDict, total=False):
     frames: Literal["all", "first"]
     max_pixels: int
     allowed_formats: Sequence[str]
+    max_scans: int
 
 
 class EncodeKeywords(TypedDict, total=False):
@@ -209,6 +219,7 @@ def thumbnail(
     frames: Literal["all", "first"] = "all",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> tuple[Any, Image]:
     """Resize into a ``width`` x ``height`` box the way libvips' thumbnail does.
 
@@ -227,7 +238,7 @@ def thumbnail(
     opened = None
     if not isinstance(source, Image):
         # Read in place: the source is needed only for the length of this call.
-        source, opened = _read_header(source, max_pixels, tuple(allowed_formats))
+        source, opened = _read_header(source, max_pixels, tuple(allowed_formats), max_scans)
     _check_positive(width, height)
     filter_ = FILTERS[filter]
     orientation = source.orientation if auto_orient else 1
@@ -430,16 +441,24 @@ def formats() -> dict[str, list[str]]:
 
 
 def _read_header(
-    data: bytes | memoryview, max_pixels: int, allowed: tuple[str, ...]
+    data: bytes | memoryview,
+    max_pixels: int,
+    allowed: tuple[str, ...],
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> tuple[Image, ImageFile.ImageFile]:
     unknown = [f for f in allowed if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown formats in allowed_formats: {unknown}")
     with translate("decode"):
+        # Before Pillow parses anything: its parsers walk markers, chunks, pages and
+        # frames in Python, as many as the file holds.
+        surveyed = survey.survey(data, allowed, max_pixels=max_pixels, max_scans=max_scans)
         im = codec.open_image(data, allowed)
         width, height = codec.stored_size(im)
         _check_size(width, height, max_pixels)
-        frames = int(getattr(im, "n_frames", 1))
+        # Pillow's n_frames walks every GIF frame and TIFF page (and fails on a corrupt
+        # later one); the survey counted them within the budget's frame limit.
+        frames = surveyed.frames or int(getattr(im, "n_frames", 1))
         exif = metadata.source_exif(im, data)
         image = Image(
             format=FROM_PILLOW[im.format or ""],
@@ -452,6 +471,7 @@ def _read_header(
             _allowed=allowed,
             _exif=exif,
             _icc=im.info.get("icc_profile"),
+            _canvases=surveyed.canvases,
         )
     return image, im
 
@@ -480,6 +500,17 @@ def _frames_cost(width: int, height: int, count: int) -> int:
     if count <= 1:
         return width * height
     return count * max(width * height, _FRAME_FLOOR)
+
+
+def _source_cost(image: Image, count: int) -> int:
+    """Pixels decoding ``count`` frames of ``image``'s source allocates: a GIF frame
+    that extends past the canvas makes Pillow enlarge it for that frame and after."""
+    canvases = image._canvases
+    if canvases is None or len(canvases) < count:
+        return _frames_cost(image.width, image.height, count)
+    if count <= 1:
+        return canvases[0]
+    return sum(max(area, _FRAME_FLOOR) for area in canvases[:count])
 
 
 def _check_budget(pixels: int, max_pixels: int) -> None:
@@ -513,7 +544,7 @@ def _decode(
             held = Frames(held.images[:count], held.durations[:count], held.loop)
         return held, 1.0
     assert image._source is not None
-    _check_budget(_frames_cost(image.width, image.height, count), max_pixels)
+    _check_budget(_source_cost(image, count), max_pixels)
     with translate("decode"):
         im = opened if opened is not None else codec.open_image(image._source, image._allowed)
         fp = im.fp  # kept: Pillow drops it on some failures, and it tells how far it read

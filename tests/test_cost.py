@@ -1,0 +1,257 @@
+"""Bounded cost whatever the file claims: frames as really decoded, scan and structure
+limits checked before Pillow parses, header reads that do not walk the whole file."""
+
+from __future__ import annotations
+
+import io
+import logging
+import struct
+import zlib
+
+import pytest
+from PIL import GifImagePlugin, TiffImagePlugin
+from PIL import Image as PILImage
+
+from mirage import survey
+from mirage.errors import TooComplex, TooManyPixels
+from mirage.image import crop, flip, from_bytes, info, thumbnail, to_bytes
+from tests.conftest import encode, gradient
+
+# --- GIF frames that enlarge the canvas -------------------------------------------------------
+
+
+def gif_frame_block(im: PILImage.Image, left: int = 0, top: int = 0) -> bytes:
+    """``im`` as one GIF image block (descriptor with a local palette, then its data)."""
+    data = encode(im.convert("P"), "GIF")
+    flags = data[10]
+    palette = data[13 : 13 + (3 << ((flags & 7) + 1))] if flags & 0x80 else b""
+    pos = 13 + len(palette)
+    while data[pos] == 0x21:  # skip extensions up to the image descriptor
+        pos += 2
+        while data[pos]:
+            pos += 1 + data[pos]
+        pos += 1
+    assert data[pos] == 0x2C
+    width, height = struct.unpack("<HH", data[pos + 5 : pos + 9])
+    local = 0x80 | (flags & 7) if palette else 0
+    descriptor = b"\x2c" + struct.pack("<HHHHB", left, top, width, height, local)
+    return descriptor + palette + data[pos + 10 : -1]  # LZW data up to the trailer
+
+
+def gif_of(canvas: tuple[int, int], *blocks: bytes) -> bytes:
+    """A GIF whose header claims ``canvas``, with the given image blocks as frames."""
+    out = b"GIF89a" + struct.pack("<HHBBB", *canvas, 0, 0, 0)
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for block in blocks:
+        out += b"\x21\xf9\x04\x00\x05\x00\x00\x00" + block  # 50 ms each
+    return out + b"\x3b"
+
+
+def extending_gif() -> bytes:
+    """Header and first frame 64x64; the second frame is 1000x1000 (one megapixel)."""
+    small = PILImage.new("RGB", (64, 64), (255, 0, 0))
+    large = PILImage.new("RGB", (1000, 1000), (0, 0, 255))
+    return gif_of((64, 64), gif_frame_block(small), gif_frame_block(large))
+
+
+def test_the_extending_gif_is_what_pillow_decodes_large() -> None:
+    im = PILImage.open(io.BytesIO(extending_gif()))
+    assert im.size == (64, 64)
+    im.seek(1)
+    assert im.size == (1000, 1000)
+
+
+def test_a_gif_frame_is_charged_at_the_canvas_pillow_gives_it(pixel_loads: list[str]) -> None:
+    data = extending_gif()
+    image = from_bytes(data, max_pixels=500_000)
+    assert (image.width, image.height, image.frames) == (64, 64, 2)
+    for op in (
+        lambda: thumbnail(data, 32, 32, max_pixels=500_000),
+        lambda: thumbnail(image, 32, 32, max_pixels=500_000),
+        lambda: crop(image, 0, 0, 8, 8, max_pixels=500_000),
+        lambda: flip(image, "vertical", max_pixels=500_000),
+        lambda: to_bytes(image, max_pixels=500_000),
+    ):
+        with pytest.raises(TooManyPixels):
+            op()
+    assert "decoder" not in pixel_loads  # refused before any frame was decoded
+    # The first frame alone costs its own canvas, and the whole costs what it decodes.
+    assert thumbnail(image, 32, 32, frames="first", max_pixels=4096)[1].frames == 1
+    assert thumbnail(image, 32, 32, max_pixels=1_000_000 + 4096)[1].frames == 2
+
+
+def test_the_canvas_never_shrinks_for_later_frames() -> None:
+    small = gif_frame_block(PILImage.new("RGB", (8, 8), (0, 255, 0)))
+    wide = gif_frame_block(PILImage.new("RGB", (8, 8), (0, 0, 255)), left=992)
+    data = gif_of((64, 64), small, wide, small, small)
+    found = survey.survey(data, ("gif",), max_pixels=10**9)
+    assert found.canvases == (64 * 64, 1000 * 64, 1000 * 64, 1000 * 64)
+    with pytest.raises(TooManyPixels):
+        thumbnail(data, 16, 16, max_pixels=3 * 64_000)
+    assert thumbnail(data, 16, 16, max_pixels=4096 + 3 * 64_000)[1].frames == 4
+
+
+# --- JPEG scans ---------------------------------------------------------------------------------
+
+
+def progressive_jpeg() -> bytes:
+    return encode(gradient((64, 48)), "JPEG", progressive=True, quality=90)
+
+
+def with_extra_scans(data: bytes, copies: int) -> bytes:
+    """``data`` with its last scan repeated: a file of many near-empty scans."""
+    last = data.rfind(b"\xff\xda")
+    scan = data[last:-2]  # up to the EOI marker
+    return data[:-2] + scan * copies + data[-2:]
+
+
+def test_progressive_jpeg_scans_are_limited() -> None:
+    data = progressive_jpeg()
+    scans = data.count(b"\xff\xda")
+    assert scans > 2
+    assert info(data, max_scans=scans).width == 64
+    for op in (
+        lambda: info(data, max_scans=scans - 1),
+        lambda: from_bytes(data, max_scans=scans - 1),
+        lambda: thumbnail(data, 16, 16, max_scans=scans - 1),
+    ):
+        with pytest.raises(TooComplex):
+            op()
+
+
+def test_thousands_of_scans_are_refused_by_default(pixel_loads: list[str]) -> None:
+    data = with_extra_scans(progressive_jpeg(), 2000)
+    with pytest.raises(TooComplex):
+        thumbnail(data, 16, 16)
+    assert "decoder" not in pixel_loads
+    assert survey.DEFAULT_MAX_SCANS >= 30  # every real encoder's script fits
+
+
+def test_the_exif_thumbnail_scan_is_not_counted() -> None:
+    thumb = encode(gradient((16, 16)), "JPEG")
+    exif = PILImage.Exif()
+    exif[0x0112] = 1
+    app1 = b"Exif\x00\x00" + exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif") else b""
+    # An APP1 segment holding a whole JPEG (as EXIF thumbnails do) before the image.
+    blob = (app1 or b"Exif\x00\x00") + thumb
+    segment = b"\xff\xe1" + struct.pack(">H", len(blob) + 2) + blob
+    data = encode(gradient((32, 32)), "JPEG")
+    data = data[:2] + segment + data[2:]
+    assert survey.survey(data, ("jpg",), max_pixels=10**6).scans == 1
+    assert info(data, max_scans=1).width == 32
+
+
+# --- header walks ---------------------------------------------------------------------------
+
+
+def jpeg_with_markers(count: int) -> bytes:
+    data = encode(gradient((16, 16)), "JPEG")
+    return data[:2] + b"\xff\xe5\x00\x02" * count + data[2:]  # empty APP5 segments
+
+
+def test_a_flood_of_jpeg_markers_is_refused_before_pillow_parses_it() -> None:
+    assert info(jpeg_with_markers(200)).width == 16
+    with pytest.raises(TooComplex):
+        info(jpeg_with_markers(survey.MAX_JPEG_SEGMENTS + 10))
+
+
+def test_a_flood_of_junk_between_jpeg_markers_is_refused() -> None:
+    data = encode(gradient((16, 16)), "JPEG")
+    at = 4 + struct.unpack(">H", data[4:6])[0]  # after the APP0 segment
+    assert info(data[:at] + b"\x00" * 1000 + data[at:]).width == 16
+    with pytest.raises(TooComplex):
+        info(data[:at] + b"\x00" * (survey.MAX_JUNK + 1) + data[at:])
+
+
+def png_with_chunks(count: int) -> bytes:
+    data = encode(gradient((16, 16)), "PNG")
+    chunk = struct.pack(">I", 0) + b"prIv" + struct.pack(">I", zlib.crc32(b"prIv"))
+    at = 8 + 25  # after the signature and IHDR
+    return data[:at] + chunk * count + data[at:]
+
+
+def test_a_flood_of_png_chunks_is_refused() -> None:
+    assert thumbnail(png_with_chunks(500), 8, 8)[1].width == 8
+    with pytest.raises(TooComplex):
+        info(png_with_chunks(survey.PNG_CHUNKS_BASE + 200))
+    with pytest.raises(TooComplex):
+        thumbnail(png_with_chunks(survey.PNG_CHUNKS_BASE + 200), 8, 8)
+
+
+def tiff_pages(count: int) -> bytes:
+    pages = [PILImage.new("L", (2, 2), i % 256) for i in range(count)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:])
+    return buffer.getvalue()
+
+
+def test_frames_and_pages_are_counted_right_for_normal_files() -> None:
+    assert info(tiff_pages(3)).frames == 3
+    gif = gif_of(
+        (8, 8), *(gif_frame_block(PILImage.new("RGB", (8, 8), (i, 0, 0))) for i in (9, 99))
+    )
+    assert info(gif).frames == PILImage.open(io.BytesIO(gif)).n_frames == 2
+
+
+def seeks(monkeypatch: pytest.MonkeyPatch, plugin: type) -> list[int]:
+    calls: list[int] = []
+    original = plugin._seek
+
+    def spy(self, frame, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(frame)
+        return original(self, frame, *args, **kwargs)
+
+    monkeypatch.setattr(plugin, "_seek", spy)
+    return calls
+
+
+def test_the_header_read_does_not_walk_every_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tiff_pages(survey.MIN_FRAMES_WALKED + 50)
+    calls = seeks(monkeypatch, TiffImagePlugin.TiffImageFile)
+    found = info(data, max_pixels=4096)
+    # A lower bound past the walk's limit, found without Pillow seeking page by page.
+    assert found.frames == survey.MIN_FRAMES_WALKED + 1
+    assert len(calls) <= 1
+
+
+def test_the_header_read_does_not_walk_every_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    block = gif_frame_block(PILImage.new("RGB", (1, 1)))
+    data = gif_of((1, 1), *[block] * (survey.MIN_FRAMES_WALKED + 50))
+    calls = seeks(monkeypatch, GifImagePlugin.GifImageFile)
+    image = from_bytes(data, max_pixels=4096)
+    assert image.frames == survey.MIN_FRAMES_WALKED + 1
+    assert calls == [0]
+    with pytest.raises(TooManyPixels):
+        thumbnail(image, 1, 1, max_pixels=4096)
+    assert thumbnail(image, 1, 1, frames="first", max_pixels=4096)[1].frames == 1
+
+
+# --- a corrupt later frame ----------------------------------------------------------------------
+
+
+def gif_cut_in_last_frame() -> bytes:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [PILImage.new("RGB", (30, 20), c) for c in colours]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=40)
+    last = data.rfind(b"\x2c\x00\x00")
+    return data[: last + 12]  # the third frame's descriptor, then one byte of its data
+
+
+def test_frame_zero_is_usable_when_a_later_frame_is_corrupt() -> None:
+    data = gif_cut_in_last_frame()
+    assert info(data).frames == 3
+    image = from_bytes(data)
+    assert image.frames == 3
+    assert thumbnail(data, 10, 10, frames="first")[1].frames == 1
+    assert thumbnail(image, 10, 10, frames="first")[1].frames == 1
+
+
+def test_all_frames_keep_those_before_a_corrupt_one_and_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = gif_cut_in_last_frame()
+    with caplog.at_level(logging.WARNING, logger="mirage"):
+        out, result = thumbnail(data, 10, 10)
+    assert result.frames == 2
+    assert PILImage.open(io.BytesIO(out)).n_frames == 2
+    assert any("frame 3 of 3" in r.getMessage() for r in caplog.records)
