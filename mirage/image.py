@@ -14,6 +14,7 @@ carry the orientation along, so an encoded result still displays the right way u
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
@@ -338,7 +339,12 @@ def rotate(
     for images with alpha, black otherwise).
     """
     turn = degrees % 360
-    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
+    count = _frame_count(image, "all")
+    # The expanded canvas is known before any work: refuse an over-budget result
+    # before decoding and resampling the source.
+    width, height = _rotated_size((image.width, image.height), turn)
+    _check_budget(_frames_cost(width, height, count), max_pixels)
+    pixels, _ = _decode(image, count, max_pixels)
     with translate("decode"):
         if turn == 0:
             rotated = pixels
@@ -582,6 +588,28 @@ def _derived(source: Image, pixels: Frames, *, orientation: int | None = None) -
         _allowed=source._allowed,
         _exif=source._exif,
         _icc=source._icc,
+    )
+
+
+def _rotated_size(size: tuple[int, int], degrees: float) -> tuple[int, int]:
+    """The canvas Pillow's ``rotate(-degrees, expand=True)`` makes for ``size``: the
+    bounding box of the turned corners, computed the way Pillow computes it."""
+    width, height = size
+    if degrees % 180 == 0:
+        return width, height
+    if degrees % 90 == 0:
+        return height, width
+    angle = math.radians(degrees)  # Pillow turns by -degrees, then negates again
+    a, b = round(math.cos(angle), 15), round(math.sin(angle), 15)
+    d, e = -b, a
+    cx, cy = width / 2, height / 2
+    c = a * -cx + b * -cy + cx
+    f = d * -cx + e * -cy + cy
+    xs = [a * x + b * y + c for x, y in ((0, 0), (width, 0), (width, height), (0, height))]
+    ys = [d * x + e * y + f for x, y in ((0, 0), (width, 0), (width, height), (0, height))]
+    return (
+        math.ceil(max(xs)) - math.floor(min(xs)),
+        math.ceil(max(ys)) - math.floor(min(ys)),
     )
 
 

@@ -255,3 +255,36 @@ def test_all_frames_keep_those_before_a_corrupt_one_and_warn(
     assert result.frames == 2
     assert PILImage.open(io.BytesIO(out)).n_frames == 2
     assert any("frame 3 of 3" in r.getMessage() for r in caplog.records)
+
+
+# --- budgets decided before the work ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("degrees", [1, 30, 45, 89.5, 90, 135, 180, 200, 271, 359.9, -45])
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (100, 41), (64, 64)])
+def test_the_rotated_size_is_known_before_rotating(size: tuple[int, int], degrees: float) -> None:
+    from mirage.image import _rotated_size, rotate
+
+    image = from_bytes(encode(gradient(size), "PNG"))
+    result = rotate(image, degrees)
+    assert _rotated_size(size, degrees % 360) == (result.width, result.height)
+
+
+def test_a_rotation_over_the_budget_is_refused_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, pixel_loads: list[str]
+) -> None:
+    from mirage.image import rotate
+
+    image = from_bytes(encode(gradient((1000, 1000)), "PNG"))
+    rotations: list[float] = []
+    original = PILImage.Image.rotate
+
+    def spy(self, angle, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rotations.append(angle)
+        return original(self, angle, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "rotate", spy)
+    with pytest.raises(TooManyPixels):
+        rotate(image, 45, max_pixels=1_500_000)  # 1415 x 1415 = 2.0 MP
+    assert rotations == [] and "decoder" not in pixel_loads
+    assert rotate(image, 90, max_pixels=1_000_000).width == 1000
