@@ -119,3 +119,8 @@ void mirage_python_attach(ErlNifEnv *env) {
 void mirage_python_detach(void) { caller_env = NULL; }
 
 ErlNifEnv *mirage_python_caller_env(void) { return caller_env; }
+
+int mirage_caller_alive(void) {
+    /* Allowed on dirty schedulers, with the env of the NIF running there. */
+    return caller_env == NULL || enif_is_current_process_alive(caller_env);
+}

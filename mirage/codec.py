@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from PIL import Image as PILImage
 from PIL import ImageFile, features
 
-from mirage import buffers, evidence
+from mirage import buffers, deadline, evidence
 from mirage.buffers import Data, Encoded
 from mirage.errors import (
     DecodeFailed,
@@ -170,6 +170,7 @@ def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
     images, durations = [], []
     screen = im.size
     for index in range(count):
+        deadline.check()  # between frames: a safe point to stop
         try:
             im.seek(index)
             im.load()

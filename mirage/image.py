@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, geometry, metadata, survey
+from mirage import codec, deadline, geometry, metadata, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -262,6 +262,7 @@ def thumbnail(
     gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
     with translate("decode"):
         resized = pixels.map(lambda im: im.resize(size, filter_, box=box, reducing_gap=gap))
+        deadline.check()
         if orientation in _UPRIGHT:
             resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
     result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
@@ -544,6 +545,7 @@ def _decode(
     ``opened`` is the image file :func:`_read_header` just opened on the same
     source, reused rather than parsed again.
     """
+    deadline.check()
     if image._pixels is not None:
         held = image._pixels
         if count < len(held.images):
@@ -662,6 +664,7 @@ def _encode(
             pixels = pixels.map(lambda im: im.transpose(_UPRIGHT[orientation]))
         orientation = 1
     exif = metadata.exif_for(None if strip else image._exif, orientation)
+    deadline.check()
     return codec.encode(
         pixels,
         fmt,

@@ -4,7 +4,8 @@ A transport decodes a request into an operation name, a source and the argument 
 and hands them to :meth:`Service.call`, which
 
 - resolves a held image's handle (one released meanwhile gives :data:`RELEASED`),
-- runs the operation (:func:`mirage.ops.run`),
+- runs the operation (:func:`mirage.ops.run`) under the call's deadline (the
+  ``timeout`` argument, milliseconds; see :mod:`mirage.deadline`),
 - holds a produced image under a new handle for its owner, within the caps,
 - maps every exception to a reason (bugs to ``internal_error``, traceback logged),
 
@@ -14,11 +15,11 @@ about cffi, frames or terms.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mirage import ops
+from mirage import deadline, ops
 from mirage.buffers import Encoded
 from mirage.errors import Overloaded, reason_of
 from mirage.image import Image, footprint
@@ -82,8 +83,14 @@ class Service:
         source: Source,
         args: Mapping[str, Any],
         owner: Hashable | None = None,
+        alive: Callable[[], bool] | None = None,
     ) -> Reply:
-        """Run ``op`` on ``source`` with ``args``; never raises."""
+        """Run ``op`` on ``source`` with ``args``; never raises.
+
+        The call stops at its next safe point, answering the reason ``timeout``, once
+        ``args["timeout"]`` milliseconds have passed or ``alive`` (where the transport
+        can tell whether anyone still waits) answers False.
+        """
         outcome: ops.Outcome | None = None
         if op in ops.HOLDS_RESULT and self._images.full():
             return OVERLOADED  # refused before doing the work
@@ -99,7 +106,8 @@ class Service:
                     return RELEASED
             else:
                 resolved = source
-            outcome = ops.run(op, resolved, args)
+            with deadline.applied(args.get("timeout"), alive=alive):
+                outcome = ops.run(op, resolved, args)
             held = self._hold(outcome.image, owner) if outcome.image is not None else None
             return Reply("ok", data=outcome.data, image=held, term=outcome.term)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason

@@ -288,3 +288,87 @@ def test_a_rotation_over_the_budget_is_refused_before_any_work(
         rotate(image, 45, max_pixels=1_500_000)  # 1415 x 1415 = 2.0 MP
     assert rotations == [] and "decoder" not in pixel_loads
     assert rotate(image, 90, max_pixels=1_000_000).width == 1000
+
+
+# --- deadlines ----------------------------------------------------------------------------------
+
+
+def test_no_deadline_means_no_limit() -> None:
+    from mirage import deadline
+
+    deadline.check()
+    with deadline.applied(None):
+        deadline.check()
+    with deadline.applied("infinity"):
+        deadline.check()
+
+
+def test_a_passed_deadline_stops_the_call_before_decoding(
+    monkeypatch: pytest.MonkeyPatch, pixel_loads: list[str]
+) -> None:
+    from mirage import deadline
+
+    data = encode(gradient((64, 64)), "PNG")
+    clock = [1000.0]
+    monkeypatch.setattr(deadline.time, "monotonic", lambda: clock[0])
+    with deadline.applied(50):
+        clock[0] += 0.049
+        assert thumbnail(data, 8, 8)[1].width == 8
+        clock[0] += 0.002
+        with pytest.raises(deadline.Timeout) as raised:
+            thumbnail(data, 8, 8)
+    assert raised.value.reason == "timeout"
+    # Leaving the block restores no deadline.
+    assert thumbnail(data, 8, 8)[1].width == 8
+
+
+def test_a_call_whose_caller_died_stops_between_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mirage import deadline
+
+    blocks = [gif_frame_block(PILImage.new("RGB", (16, 16), (i * 20, 0, 0))) for i in range(10)]
+    data = gif_of((16, 16), *blocks)
+    checks = []
+
+    def alive() -> bool:  # the caller exits while the third frame decodes
+        checks.append(1)
+        return len(checks) <= 4
+
+    seen = seeks(monkeypatch, GifImagePlugin.GifImageFile)
+    with deadline.applied(None, alive=alive), pytest.raises(deadline.Timeout):
+        thumbnail(data, 8, 8)
+    assert max(seen) < 9  # stopped before the last frame
+
+
+def test_each_thread_has_its_own_deadline() -> None:
+    import threading
+
+    from mirage import deadline
+
+    results: list[str] = []
+
+    def other() -> None:
+        try:
+            deadline.check()
+            results.append("free")
+        except deadline.Timeout:
+            results.append("stopped")
+
+    with deadline.applied(None, alive=lambda: False):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        with pytest.raises(deadline.Timeout):
+            deadline.check()
+    assert results == ["free"]
+
+
+def test_the_service_answers_timeout_for_a_call_nobody_waits_for() -> None:
+    from mirage.service import Service
+
+    data = encode(gradient((64, 64)), "PNG")
+    args = {"max_pixels": 10**6, "allowed_formats": ("png",), "width": 8, "height": 8}
+    service = Service()
+    assert service.call("thumbnail", data, args).kind == "ok"
+    reply = service.call("thumbnail", data, args, alive=lambda: False)
+    assert (reply.kind, reply.reason) == ("error", "timeout")
+    assert service.call("thumbnail", data, {**args, "timeout": 60_000}).kind == "ok"
