@@ -7,6 +7,7 @@ and hands them to :meth:`Service.call`, which
 - runs the operation (:func:`mirage.ops.run`) under the call's deadline (the
   ``timeout`` argument, milliseconds; see :mod:`mirage.deadline`),
 - holds a produced image under a new handle for its owner, within the caps,
+- caps the lines one call may log (:func:`mirage.output.one_call`),
 - maps every exception to a reason (bugs to ``internal_error``, traceback logged),
 
 and answers a :class:`Reply` the transport encodes its own way. Nothing here knows
@@ -19,7 +20,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mirage import deadline, ops
+from mirage import deadline, ops, output
 from mirage.buffers import Encoded
 from mirage.errors import Overloaded, reason_of
 from mirage.image import Image, footprint
@@ -106,7 +107,8 @@ class Service:
                     return RELEASED
             else:
                 resolved = source
-            with deadline.applied(args.get("timeout"), alive=alive):
+            # What one call may log is capped (mirage.output).
+            with output.one_call(), deadline.applied(args.get("timeout"), alive=alive):
                 outcome = ops.run(op, resolved, args)
             held = self._hold(outcome.image, owner) if outcome.image is not None else None
             return Reply("ok", data=outcome.data, image=held, term=outcome.term)
