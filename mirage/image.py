@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, deadline, geometry, metadata, survey
+from mirage import codec, deadline, geometry, memory, metadata, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -521,6 +521,7 @@ def _source_cost(image: Image, count: int) -> int:
 
 
 def _check_budget(pixels: int, max_pixels: int) -> None:
+    memory.note(pixels)  # a large call gives its memory back when it ends
     if pixels > max_pixels:
         raise TooManyPixels(f"{pixels} pixels exceed the budget of {max_pixels}")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mirage import deadline, ops, output
+from mirage import deadline, memory, ops, output
 from mirage.buffers import Encoded
 from mirage.errors import Overloaded, reason_of
 from mirage.image import Image, footprint
@@ -67,6 +67,11 @@ RELEASED = Reply("released")
 OVERLOADED = Reply.error(Overloaded.reason)
 
 
+def _held_pixels(image: Image) -> int:
+    # Only decoded pixels take memory worth giving back; a header-only image does not.
+    return image.width * image.height * image.frames if image._pixels is not None else 0
+
+
 class Service:
     """Runs operations and holds the images they produce.
 
@@ -107,8 +112,13 @@ class Service:
                     return RELEASED
             else:
                 resolved = source
-            # What one call may log is capped (mirage.output).
-            with output.one_call(), deadline.applied(args.get("timeout"), alive=alive):
+            # What one call may log is capped (mirage.output); a large call gives its
+            # freed memory back to the OS when it ends (mirage.memory).
+            with (
+                memory.returned_after(),
+                output.one_call(),
+                deadline.applied(args.get("timeout"), alive=alive),
+            ):
                 outcome = ops.run(op, resolved, args)
             held = self._hold(outcome.image, owner) if outcome.image is not None else None
             return Reply("ok", data=outcome.data, image=held, term=outcome.term)
@@ -122,8 +132,15 @@ class Service:
         return Held(handle, image.format, image.width, image.height)
 
     def release(self, handle: int) -> None:
-        """Drop a held image; idempotent, unknown handles are ignored."""
+        """Drop a held image; idempotent, unknown handles are ignored. Dropping a large
+        one gives the freed memory back to the OS (:func:`mirage.memory.trim`)."""
+        try:
+            pixels = _held_pixels(self._images.get(handle))
+        except KeyError:
+            return
         self._images.release(handle)
+        if pixels >= memory.TRIM_ABOVE:
+            memory.trim()
 
     def release_owner(self, owner: Hashable) -> int:
         """Drop every image held for ``owner`` (a process that exited); how many."""
