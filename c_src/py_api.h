@@ -42,6 +42,9 @@ void mirage_log(int level, const char *message, size_t size);
  * NIF is calling), 0 once it has exited: a call nobody waits for stops early.
  */
 int mirage_caller_alive(void);
+/* Send libtiff's warnings and errors to mirage_log instead of stderr; 1 when
+ * Pillow's libtiff was found (call after importing Pillow). */
+int mirage_route_codec_messages(void);
 /* cffi-c-api-end */
 
 /*

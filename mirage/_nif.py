@@ -46,6 +46,8 @@ def _sink(level: int, line: str) -> None:
 
 
 host.setup(_sink)
+# Pillow (imported above) has loaded libtiff, which writes to fd 2 unless told.
+lib.mirage_route_codec_messages()
 
 
 def _code(reason: str) -> int:

@@ -77,6 +77,20 @@ defmodule Mirage.LogForwarderTest do
     assert log =~ ~r/\d+ lines of Python output dropped/
   end
 
+  @tag :shared
+  test "libtiff's messages reach Logger instead of the VM's stderr" do
+    # Pillow's libtiff lacks WebP: it reports that through its error handler.
+    bytes = Shared.read!("corpus/tiff/pillow/hopper_webp.tif")
+
+    log =
+      capture_log(fn ->
+        Mirage.thumbnail(bytes, 8, 8)
+        flush_forwarder()
+      end)
+
+    assert log =~ "WEBP compression support is not configured"
+  end
+
   test "ignores messages it does not understand" do
     send(Mirage.LogForwarder, {:mirage_log, :bogus, "x"})
     send(Mirage.LogForwarder, :unexpected)
