@@ -152,15 +152,27 @@ def _png(data: bytes | memoryview) -> Survey:
     size = len(data)
     limit = PNG_CHUNKS_BASE + size // 1024
     pos, chunks = 8, 0
+    animated, controls, still_first = False, 0, False
     while pos + 8 <= size:
         chunks += 1
         if chunks > limit:
             raise TooComplex(f"more than {limit} PNG chunks")
         length = int.from_bytes(data[pos : pos + 4], "big")
-        if bytes(data[pos + 4 : pos + 8]) == b"IEND":
+        kind = bytes(data[pos + 4 : pos + 8])
+        if kind == b"IEND":
             break
+        if kind == b"acTL":
+            animated = True
+        elif kind == b"fcTL":
+            controls += 1
+        elif kind == b"IDAT" and controls == 0:
+            still_first = True  # a default image that is not part of the animation
         pos += 12 + length
-    return Survey()
+    if not animated:
+        return Survey()
+    # The frames the file holds, counted as Pillow counts them (acTL's own count is
+    # only a claim: a 2-frame file may declare a billion).
+    return Survey(frames=max(1, controls + still_first))
 
 
 def _gif_blocks(data: bytes | memoryview, pos: int) -> int:

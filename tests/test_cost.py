@@ -372,3 +372,16 @@ def test_the_service_answers_timeout_for_a_call_nobody_waits_for() -> None:
     reply = service.call("thumbnail", data, args, alive=lambda: False)
     assert (reply.kind, reply.reason) == ("error", "timeout")
     assert service.call("thumbnail", data, {**args, "timeout": 60_000}).kind == "ok"
+
+
+def test_an_apng_reports_the_frames_it_holds_not_those_it_claims() -> None:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [PILImage.new("RGB", (8, 8), c) for c in colours]
+    data = encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=40)
+    assert info(data).frames == PILImage.open(io.BytesIO(data)).n_frames == 3
+    at = data.index(b"acTL") + 4
+    body = struct.pack(">I", 1_000_000) + data[at + 4 : at + 8]  # frame count, plays
+    crc = struct.pack(">I", zlib.crc32(b"acTL" + body))
+    claims = data[:at] + body + crc + data[at + 12 :]
+    assert info(claims).frames == 3
+    assert thumbnail(claims, 4, 4)[1].frames == 3
