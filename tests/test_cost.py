@@ -385,3 +385,18 @@ def test_an_apng_reports_the_frames_it_holds_not_those_it_claims() -> None:
     claims = data[:at] + body + crc + data[at + 12 :]
     assert info(claims).frames == 3
     assert thumbnail(claims, 4, 4)[1].frames == 3
+
+
+def test_scans_are_counted_the_same_in_a_borrowed_buffer() -> None:
+    # A borrowed source (the NIF lends large binaries as views) is counted in steps of
+    # 1 MiB: a marker across a step's end counts once.
+    step = 1 << 20
+    # Markers at the start, across the first step's end (FF at step - 1), at the end.
+    data = b"\xff\xda" + b"\x00" * (step - 3) + b"\xff\xda" + b"\x00" * 10 + b"\xff\xda"
+    assert data[step - 1 : step + 1] == b"\xff\xda"
+    assert survey._count(data, b"\xff\xda", 0) == 3
+    assert survey._count(memoryview(data), b"\xff\xda", 0) == 3
+    assert survey._count(memoryview(data), b"\xff\xda", 1) == 2
+    jpeg = with_extra_scans(progressive_jpeg(), 300)
+    found = survey.survey(memoryview(jpeg), ("jpg",), max_pixels=10**6, max_scans=10**4)
+    assert found.scans == jpeg.count(b"\xff\xda")
