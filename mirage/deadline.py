@@ -16,8 +16,7 @@ each see their own.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -51,16 +50,24 @@ def _timeout_ms(timeout: object) -> int | None:
     return None
 
 
-@contextmanager
-def applied(timeout: object = None, alive: Callable[[], bool] | None = None) -> Iterator[None]:
-    """Run the block under a deadline ``timeout`` ms from now, and ``alive``."""
-    ms = _timeout_ms(timeout)
-    expires = None if ms is None else time.monotonic() + ms / 1000
-    token = _current.set(Deadline(expires, alive) if expires or alive else None)
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class applied:
+    """Run the block under a deadline ``timeout`` ms from now, and ``alive``.
+
+    A class, not a generator: it wraps every call, so it is kept cheap.
+    """
+
+    __slots__ = ("_deadline", "_token")
+
+    def __init__(self, timeout: object = None, alive: Callable[[], bool] | None = None) -> None:
+        ms = _timeout_ms(timeout)
+        expires = None if ms is None else time.monotonic() + ms / 1000
+        self._deadline = Deadline(expires, alive) if expires or alive else None
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._deadline)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 def check() -> None:

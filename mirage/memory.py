@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -93,14 +92,21 @@ def trim() -> bool:
     return True
 
 
-@contextmanager
-def returned_after() -> Iterator[None]:
-    """Run one call; if it planned :data:`TRIM_ABOVE` pixels or more, trim after it."""
-    planned = [0]
-    token = _planned.set(planned)
-    try:
-        yield
-    finally:
-        _planned.reset(token)
-        if planned[0] >= TRIM_ABOVE:
+class returned_after:
+    """Run one call; if it planned :data:`TRIM_ABOVE` pixels or more, trim after it.
+
+    A class, not a generator: it wraps every call, so it is kept cheap.
+    """
+
+    __slots__ = ("_planned", "_token")
+
+    def __init__(self) -> None:
+        self._planned = [0]
+
+    def __enter__(self) -> None:
+        self._token = _planned.set(self._planned)
+
+    def __exit__(self, *exc: object) -> None:
+        _planned.reset(self._token)
+        if self._planned[0] >= TRIM_ABOVE:
             trim()

@@ -15,8 +15,7 @@ import io
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TextIO
@@ -63,21 +62,29 @@ def capped(sink: Sink) -> Sink:
     return emit
 
 
-@contextmanager
-def one_call(sink: Sink | None = None) -> Iterator[None]:
+class one_call:
     """Cap the lines logged inside the block; report the suppressed ones to ``sink``
-    (default: the sink :func:`install` routed output to, if any)."""
-    sink = sink or _installed
-    call = _CallLog()
-    token = _call.set(call)
-    try:
-        yield
-    finally:
-        _call.reset(token)
-        if call.suppressed and sink is not None:
-            sink(
+    (default: the sink :func:`install` routed output to, if any).
+
+    A class, not a generator: it wraps every call, so it is kept cheap.
+    """
+
+    __slots__ = ("_call", "_sink", "_token")
+
+    def __init__(self, sink: Sink | None = None) -> None:
+        self._sink = sink or _installed
+        self._call = _CallLog()
+
+    def __enter__(self) -> None:
+        self._token = _call.set(self._call)
+
+    def __exit__(self, *exc: object) -> None:
+        _call.reset(self._token)
+        suppressed = self._call.suppressed
+        if suppressed and self._sink is not None:
+            self._sink(
                 WARNING,
-                f"{call.suppressed} more lines of output from this call suppressed "
+                f"{suppressed} more lines of output from this call suppressed "
                 f"(the first {MAX_LINES_PER_CALL} are above)",
             )
 
