@@ -89,6 +89,9 @@ def _u16le(data: bytes | memoryview, pos: int) -> int:
     return data[pos] | (data[pos + 1] << 8)
 
 
+# Start-of-frame markers of progressive JPEGs (Huffman or arithmetic coded).
+_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
 # Markers without a length (TEM, RSTn, SOI, EOI), as in Pillow's parser.
 _BARE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
 
@@ -96,7 +99,7 @@ _BARE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
 def _jpeg(data: bytes | memoryview, max_scans: int) -> Survey:
     size = len(data)
     pos, segments, junk = 2, 0, 0
-    first_scan = None
+    first_scan, progressive = None, False
     while pos + 1 < size:
         if data[pos] != 0xFF:
             # Pillow skips junk a byte at a time; find the next 0xFF in one step.
@@ -120,6 +123,7 @@ def _jpeg(data: bytes | memoryview, max_scans: int) -> Survey:
         if marker == 0xDA:
             first_scan = pos
             break
+        progressive = progressive or marker in _PROGRESSIVE
         if marker in _BARE_MARKERS:
             pos += 2
             continue
@@ -128,6 +132,11 @@ def _jpeg(data: bytes | memoryview, max_scans: int) -> Survey:
         pos += 2 + _u16be(data, pos + 2)
     if first_scan is None:
         return Survey()
+    if not progressive:
+        # libjpeg reads a sequential JPEG's scans once each and fails at a scan out
+        # of place: extra scans cannot multiply the work, so the file (a 12 MP photo
+        # is megabytes) is not read through to count them.
+        return Survey(scans=1)
     # Entropy-coded data stuffs every 0xFF with 0x00, so each FF DA from here on is
     # a scan header (of this picture or, in an MPO, of the next one).
     scans = _count(data, b"\xff\xda", first_scan)

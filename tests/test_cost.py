@@ -128,17 +128,24 @@ def test_thousands_of_scans_are_refused_by_default(pixel_loads: list[str]) -> No
 
 
 def test_the_exif_thumbnail_scan_is_not_counted() -> None:
-    thumb = encode(gradient((16, 16)), "JPEG")
-    exif = PILImage.Exif()
-    exif[0x0112] = 1
-    app1 = b"Exif\x00\x00" + exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif") else b""
-    # An APP1 segment holding a whole JPEG (as EXIF thumbnails do) before the image.
-    blob = (app1 or b"Exif\x00\x00") + thumb
+    # An APP1 segment holding a whole progressive JPEG (as EXIF thumbnails hold a
+    # JPEG) before the image's own segments.
+    blob = b"Exif\x00\x00" + progressive_jpeg()
     segment = b"\xff\xe1" + struct.pack(">H", len(blob) + 2) + blob
+    image = progressive_jpeg()
+    data = image[:2] + segment + image[2:]
+    scans = image.count(b"\xff\xda")
+    assert survey.survey(data, ("jpg",), max_pixels=10**6).scans == scans
+    assert info(data, max_scans=scans).width == 64
+
+
+def test_a_sequential_jpeg_is_not_scanned_for_scans() -> None:
+    # libjpeg fails at a sequential JPEG's scan out of place rather than decoding it
+    # again, so the file is not read through to count them.
     data = encode(gradient((32, 32)), "JPEG")
-    data = data[:2] + segment + data[2:]
-    assert survey.survey(data, ("jpg",), max_pixels=10**6).scans == 1
-    assert info(data, max_scans=1).width == 32
+    last = data.rfind(b"\xff\xda")
+    padded = data[:-2] + data[last:-2] * 200 + data[-2:]
+    assert survey.survey(padded, ("jpg",), max_pixels=10**6).scans == 1
 
 
 # --- header walks ---------------------------------------------------------------------------
