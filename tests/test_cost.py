@@ -407,3 +407,33 @@ def test_scans_are_counted_the_same_in_a_borrowed_buffer() -> None:
     jpeg = with_extra_scans(progressive_jpeg(), 300)
     found = survey.survey(memoryview(jpeg), ("jpg",), max_pixels=10**6, max_scans=10**4)
     assert found.scans == jpeg.count(b"\xff\xda")
+
+
+def corpus_gifs() -> list[object]:
+    from tests.conftest import CORPUS, corpus_params
+
+    paths = sorted(CORPUS.glob("**/*.gif")) if CORPUS.is_dir() else []
+    return corpus_params(paths, lambda p: p.name)  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("path", corpus_gifs())
+def test_gif_frames_and_canvases_agree_with_pillow(path) -> None:  # type: ignore[no-untyped-def]
+    # The survey predicts, from the blocks alone, what Pillow's seeking will do: the
+    # same frames and canvases, as far as Pillow gets through a broken file.
+    data = path.read_bytes()
+    found = survey.survey(data, ("gif",), max_pixels=10**12)
+    areas: list[int] = []
+    complete = True
+    try:
+        im = PILImage.open(io.BytesIO(data))
+        for index in range(im.n_frames):
+            im.seek(index)
+            areas.append(im.size[0] * im.size[1])
+    except Exception:  # noqa: BLE001 - a broken file: compare what Pillow reached
+        complete = False
+    canvases = found.canvases or ()  # none: no image block at all
+    if complete:
+        assert canvases == tuple(areas)
+    else:
+        assert canvases[: len(areas)] == tuple(areas)
