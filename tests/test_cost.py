@@ -437,3 +437,22 @@ def test_gif_frames_and_canvases_agree_with_pillow(path) -> None:  # type: ignor
         assert canvases == tuple(areas)
     else:
         assert canvases[: len(areas)] == tuple(areas)
+
+
+def corpus_tiffs() -> list[object]:
+    from tests.conftest import CORPUS, corpus_params
+
+    paths = sorted(p for ext in ("tif", "tiff") for p in CORPUS.glob(f"**/*.{ext}"))
+    return corpus_params(paths if CORPUS.is_dir() else [], lambda p: p.name)  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("path", corpus_tiffs())
+def test_tiff_pages_agree_with_pillow(path) -> None:  # type: ignore[no-untyped-def]
+    data = path.read_bytes()
+    found = survey.survey(data, ("tiff",), max_pixels=10**12)
+    try:
+        pages = PILImage.open(io.BytesIO(data)).n_frames
+    except Exception:  # noqa: BLE001 - Pillow refuses the file: the header read fails anyway
+        return
+    assert (found.frames or 1) == pages
