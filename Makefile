@@ -39,7 +39,7 @@ $(VENV)/.installed: requirements-dev.txt setup.py
 	touch $@
 
 thumbnail: setup
-	mix mirage.thumbnail $(IN) $(OUT) --size $(SIZE)
+	mix mirage.thumbnail $(IN) $(OUT) --size $(SIZE) $(if $(TRANSPORT),--transport $(TRANSPORT))
 
 test: setup lint pytest exunit
 

@@ -1,5 +1,7 @@
 # Peak RSS growth per in-flight 12 MP thumbnail; run by bench/run.exs in a fresh VM
-# per level: `MIX_ENV=prod mix run bench/memory.exs IN_FLIGHT`.
+# per level: `MIX_ENV=prod mix run bench/memory.exs IN_FLIGHT`. Then what stays
+# resident after one image near the pixel budget (a 7000x7000 result, 49 MP) has been
+# made and released: `retained_after_near_budget_mb`.
 [in_flight] = Enum.map(System.argv(), &String.to_integer/1)
 shared = Path.expand("../../shared", __DIR__)
 bytes = File.read!(Path.join(shared, "bench-images/photo_12mp.jpg"))
@@ -40,3 +42,25 @@ peak = receive do: ({:peak, kb} -> kb)
 growth = (peak - base) / 1024 / in_flight
 IO.puts("base_kb=#{base} peak_kb=#{peak}")
 IO.puts("growth_per_in_flight_mb=#{:erlang.float_to_binary(growth, decimals: 1)}")
+
+# Memory that comes back: one result near the default budget, released, then RSS.
+:erlang.garbage_collect()
+before = rss_kb.()
+
+Task.async(fn ->
+  {:ok, _, image} = Mirage.thumbnail(small, 7000, 7000, fit: :exact, format: :jpg)
+  :ok = Mirage.release(image)
+end)
+|> Task.await(60_000)
+
+wait = fn wait, tries ->
+  :erlang.garbage_collect()
+
+  if Mirage.NIF.live_handles() > 0 and tries > 0,
+    do: Process.sleep(10) && wait.(wait, tries - 1),
+    else: :ok
+end
+
+wait.(wait, 200)
+retained = (rss_kb.() - before) / 1024
+IO.puts("retained_after_near_budget_mb=#{:erlang.float_to_binary(retained, decimals: 1)}")

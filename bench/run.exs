@@ -15,9 +15,10 @@ defmodule Bench do
   @shared Path.expand("../../shared", __DIR__)
   @python System.get_env("MIRAGE_PYTHON") || Path.expand("../.venv/bin/python", __DIR__)
 
-  # Columns measured in Elixir; a port or node transport is one more entry here.
+  # Columns measured in Elixir; a node transport is one more entry here.
   @transports [
-    nif: &Mirage.thumbnail/4
+    nif: &Mirage.thumbnail/4,
+    port: &Bench.port_thumbnail/4
   ]
   # Columns measured by bench/baselines.py.
   @baselines [:mirage_py, :pillow_fast, :pillow_naive, :vips, :convert]
@@ -46,10 +47,11 @@ defmodule Bench do
     calls = per_call(py)
     wakes = wakes()
     scaling = throughput(py)
+    port = port()
     memory = memory()
 
-    targets = targets(rows, calls, scaling, memory)
-    report = render(columns, rows, calls, wakes, scaling, memory, targets)
+    targets = targets(rows, calls, scaling, port, memory)
+    report = render(columns, rows, calls, wakes, scaling, port, memory, targets)
     IO.puts("\n" <> report)
     File.mkdir_p!(Path.expand("results", __DIR__))
     File.write!(Path.expand("results/latest.md", __DIR__), report)
@@ -91,7 +93,9 @@ defmodule Bench do
   end
 
   defp time_elixir(fun, bytes, quality) do
-    {us, {:ok, _bytes, _image}} = :timer.tc(fn -> fun.(bytes, 256, 256, quality: quality) end)
+    {us, {:ok, _bytes, image}} = :timer.tc(fn -> fun.(bytes, 256, 256, quality: quality) end)
+    # Outside the timing: the port's workers hold results until released.
+    Mirage.release(image)
     us
   end
 
@@ -255,6 +259,49 @@ defmodule Bench do
     end
   end
 
+  # -- the port transport ----------------------------------------------------------
+
+  @doc false
+  def port_thumbnail(bytes, width, height, opts),
+    do: Mirage.thumbnail(bytes, width, height, [transport: :port] ++ opts)
+
+  # A pool of its own with two workers, whatever the machine: one caller against two
+  # callers, windows interleaved as for the NIF; and the round trip of a call that
+  # does no image work (formats/1), next to the same call through the NIF.
+  defp port do
+    Mirage.Port.ensure_started()
+    {:ok, pool} = Mirage.Port.Pool.start_link(name: Bench.PortPool, workers: 2)
+    bytes = File.read!(Path.join(@shared, "bench-images/photo_12mp.jpg"))
+    {nil, args} = Mirage.Options.validate!([quality: 85], [:quality], "thumbnail/4")
+    args = Map.merge(args, %{width: 256, height: 256})
+
+    thumb = fn ->
+      {:ok, _, {handle, _, _, _}, nil} = Mirage.Port.call(pool, :thumbnail, bytes, args)
+      Mirage.Port.release(handle)
+    end
+
+    runs =
+      for _ <- 1..@rounds do
+        Map.new(Enum.shuffle([1, 2]), fn n -> {n, rate(n, thumb)} end)
+      end
+
+    [port_trip, nif_trip] =
+      loops(2_000, [
+        fn -> %{} = Mirage.formats(transport: :port) end,
+        fn -> %{} = Mirage.formats(transport: :nif) end
+      ])
+
+    GenServer.stop(pool)
+
+    %{
+      one: stats(Enum.map(runs, & &1[1])).median,
+      two: stats(Enum.map(runs, & &1[2])).median,
+      scaling: stats(Enum.map(runs, &(&1[2] / &1[1]))),
+      trip: port_trip,
+      nif_trip: nif_trip
+    }
+  end
+
   # -- memory ------------------------------------------------------------------------
 
   # Each level in a fresh VM, so memory freed (but kept by malloc) in one run cannot
@@ -307,7 +354,7 @@ defmodule Bench do
     do: "#{x(s.median)} (#{:erlang.float_to_binary(s.p25, decimals: 2)}-#{x(s.p75)})"
 
   # {target, measured, limit, :max | :min, unit, {what, figure} measured alongside}
-  defp targets(rows, calls, scaling, memory) do
+  defp targets(rows, calls, scaling, port, memory) do
     {_, headline} = hd(rows)
     {_, per_call_row} = List.last(rows)
     two = Enum.find(scaling, &(&1.n == 2))
@@ -321,11 +368,16 @@ defmodule Bench do
       {"NIF call floor <= 10 us", calls.floor, 10, :max, " us", {"bare dirty trip", calls.hop}},
       {"2 concurrent callers >= 1.75x one", two.nif_scaling.median, 1.75, :min, "x",
        {"Pillow threads", two.py_scaling.median}},
-      {"<= 5 MB RSS growth per in-flight 12 MP thumbnail", per_flight, 5, :max, " MB", nil}
+      {"<= 5 MB RSS growth per in-flight 12 MP thumbnail", per_flight, 5, :max, " MB", nil},
+      # ratio is nif / port per round; the median of its inverse is its median's inverse.
+      {"12 MP: port <= 1.15x NIF", 1 / headline[{:ratio, :port}].median, 1.15, :max, "x", nil},
+      {"640x427: port <= 1.30x NIF", 1 / per_call_row[{:ratio, :port}].median, 1.30, :max, "x",
+       nil},
+      {"port: 2 callers on a pool of 2 >= 1.8x one", port.scaling.median, 1.8, :min, "x", nil}
     ]
   end
 
-  defp render(columns, rows, calls, wakes, scaling, memory, targets) do
+  defp render(columns, rows, calls, wakes, scaling, port, memory, targets) do
     header =
       "| case (-> 256x256 fill, q85) | " <>
         Enum.map_join(columns, " | ", &"#{&1} ms") <>
@@ -362,7 +414,8 @@ defmodule Bench do
     Machine: #{machine()}
 
     Median ms of the runs in one interleaved session, with the interquartile range in
-    brackets; `nif` is `Mirage.thumbnail/4` end to end (bytes in, bytes out),
+    brackets; `nif` is `Mirage.thumbnail/4` end to end (bytes in, bytes out), `port`
+    the same with `transport: :port` (its default pool),
     `mirage_py` the same Python core without the NIF, `pillow_fast` raw Pillow doing
     the same fast path (header, draft, reduce, resample, encode), `pillow_naive` a
     full decode then `ImageOps.fit`, `vips` pyvips `thumbnail_buffer` (what Vix/Image
@@ -389,6 +442,12 @@ defmodule Bench do
     | concurrent callers (12 MP -> 256x256, #{@rounds} rounds of #{@window} s windows) | NIF images/s | scaling (IQR) | Pillow threads images/s | scaling (IQR) |
     |---|---|---|---|---|
     #{scaling_rows}
+
+    | port transport | figure |
+    |---|---|
+    | round trip of `Mirage.formats/1` (no image work), us per call | #{Float.round(port.trip, 1)} (NIF: #{Float.round(port.nif_trip, 1)}) |
+    | 12 MP -> 256x256 on a pool of 2, one caller, images/s | #{Float.round(port.one, 1)} |
+    | the same, two callers, images/s | #{Float.round(port.two, 1)} (scaling #{spread_x(port.scaling)}) |
 
     | steady state, NIF (-> 256x256) | minor page faults of the VM per thumbnail |
     |---|---|

@@ -155,8 +155,14 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) {
         if (info.handle > 0) {
             mirage_release_enqueue(info.handle);
         }
-        return code == MIRAGE_CODE_RELEASED ? priv->atom_released
-                                            : error_term(env, priv, code);
+        if (code == MIRAGE_CODE_RELEASED) {
+            return priv->atom_released;
+        }
+        if (code == MIRAGE_CODE_TIMEOUT) {
+            return enif_make_tuple2(env, priv->atom_error,
+                                    enif_make_atom(env, "timeout"));
+        }
+        return error_term(env, priv, code);
     }
 
     ERL_NIF_TERM encoded = priv->atom_nil;

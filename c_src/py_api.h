@@ -16,6 +16,9 @@
  * reads it as lib.MIRAGE_CODE_RELEASED (cffi checks the value when building).
  */
 #define MIRAGE_CODE_RELEASED -2
+/* ... when the call's `timeout` passed or its caller died: the NIF answers
+ * {error, timeout} (lib.MIRAGE_CODE_TIMEOUT). */
+#define MIRAGE_CODE_TIMEOUT -3
 
 /* What Python reports about an image it now holds. */
 typedef struct {
@@ -35,6 +38,13 @@ unsigned char *mirage_output_alloc(mirage_output *output, size_t size);
 /* Forward a line of Python output to Elixir's Logger (level 0 debug .. 3
  * error). */
 void mirage_log(int level, const char *message, size_t size);
+/* 1 while the process that called the NIF on this thread is alive (or when no
+ * NIF is calling), 0 once it has exited: a call nobody waits for stops early.
+ */
+int mirage_caller_alive(void);
+/* Send libtiff's warnings and errors to mirage_log instead of stderr; 1 when
+ * Pillow's libtiff was found (call after importing Pillow). */
+int mirage_route_codec_messages(void);
 /* cffi-c-api-end */
 
 /*
@@ -45,7 +55,8 @@ void mirage_log(int level, const char *message, size_t size);
  * handle 0 when none), `term` (a result term, in the External Term Format).
  * It answers 0 on success, 1 + the index of the failure's reason in
  * mirage.errors.REASONS, or MIRAGE_CODE_RELEASED when `handle` was released
- * meanwhile (Mirage.release/1 racing the call). mirage_py_start answers 1 once
+ * meanwhile (Mirage.release/1 racing the call), or MIRAGE_CODE_TIMEOUT when it
+ * stopped at a safe point past its deadline. mirage_py_start answers 1 once
  * the callbacks are installed (cffi makes it 0 if the Python side failed to
  * import).
  */

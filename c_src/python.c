@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 
+#include "log.h"
 #include "py_api.h"
 
 typedef enum { NOT_STARTED, RUNNING, BROKEN } python_state;
@@ -107,6 +108,7 @@ enum mirage_load_error mirage_python_start(ErlNifEnv *env,
 
 void mirage_python_attach(ErlNifEnv *env) {
     caller_env = env;
+    mirage_codec_log_begin();
     if (!thread_attached) {
         /* Ensure creates this thread's state (and takes the GIL); SaveThread
          * drops the GIL but the state stays registered for later Ensures. */
@@ -116,6 +118,14 @@ void mirage_python_attach(ErlNifEnv *env) {
     }
 }
 
-void mirage_python_detach(void) { caller_env = NULL; }
+void mirage_python_detach(void) {
+    mirage_codec_log_end();
+    caller_env = NULL;
+}
 
 ErlNifEnv *mirage_python_caller_env(void) { return caller_env; }
+
+int mirage_caller_alive(void) {
+    /* Allowed on dirty schedulers, with the env of the NIF running there. */
+    return caller_env == NULL || enif_is_current_process_alive(caller_env);
+}

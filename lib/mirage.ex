@@ -36,6 +36,11 @@ defmodule Mirage do
     * `:max_pixels`: the largest width x height decoded or produced, counted over
       all frames of an animation (default `config :mirage, max_pixels: n`, else
       50 000 000); larger gives `{:error, :too_many_pixels}`.
+    * `:max_scans`: the most scans a (progressive) JPEG may have (default
+      `config :mirage, max_scans: n`, else 100; encoders write about 10). Each scan
+      is a pass over the whole image, so a file of thousands of near-empty scans
+      gives `{:error, :too_complex}` before any decoding, as do floods of markers,
+      chunks, frames or pages that a header read would otherwise walk.
     * `:allowed_formats`: the formats that may be decoded (default
       `config :mirage, allowed_formats: [...]`, else all of `:jpg`, `:png`, `:gif`,
       `:webp`, `:bmp`, `:tiff`); others give `{:error, :unsupported_image_format}`.

@@ -19,6 +19,7 @@ from typing import Any
 from mirage_nif import ffi, lib  # the embedding module, made by cffi at start-up
 
 from mirage import etf, host
+from mirage.deadline import Timeout
 from mirage.errors import REASONS, InternalError, reason_of
 from mirage.formats import FORMATS
 from mirage.service import Reply, Service, Source
@@ -31,6 +32,8 @@ _COPY_BELOW = 1 << 17
 _INTERNAL = 1 + REASONS.index(InternalError.reason)
 # The held image was released meanwhile (owned by c_src/py_api.h).
 _RELEASED: int = lib.MIRAGE_CODE_RELEASED
+# The call stopped past its deadline or its caller died: C answers {error, timeout}.
+_TIMEOUT: int = lib.MIRAGE_CODE_TIMEOUT
 
 # The NIF's images live until the BEAM garbage-collects their resources (or
 # Mirage.release/1): no owners and no caps.
@@ -43,9 +46,13 @@ def _sink(level: int, line: str) -> None:
 
 
 host.setup(_sink)
+# Pillow (imported above) has loaded libtiff, which writes to fd 2 unless told.
+lib.mirage_route_codec_messages()
 
 
 def _code(reason: str) -> int:
+    if reason == Timeout.reason:
+        return _TIMEOUT
     # A reason outside the core set (a transport's own) cannot happen without caps.
     return 1 + REASONS.index(reason) if reason in REASONS else _INTERNAL
 
@@ -67,6 +74,11 @@ def _arguments(encoded: bytes) -> Mapping[str, object]:
     if not isinstance(decoded, dict):
         raise TypeError(f"arguments must be a map, got {type(decoded).__name__}")
     return MappingProxyType(decoded)
+
+
+def _caller_alive() -> bool:
+    # ERTS knows whether the process that called the NIF still exists.
+    return bool(lib.mirage_caller_alive())
 
 
 def _write(out: Any, size: int) -> Any:
@@ -128,7 +140,7 @@ def mirage_py_call(
             # Borrowed for this call only: operations that keep an image copy it.
             source = memoryview(ffi.buffer(data, size))
         arguments = _arguments(ffi.buffer(args, args_size)[:])
-        reply = _service.call(ffi.string(op).decode(), source, arguments)
+        reply = _service.call(ffi.string(op).decode(), source, arguments, alive=_caller_alive)
         return _deliver(reply, image, data_out, term_out)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reason code
         return _code(reason_of(exc, "the NIF's marshalling"))

@@ -6,13 +6,14 @@ Where the bytes are read from and written to (views, memfd or ``BytesIO``) is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from PIL import Image as PILImage
 from PIL import ImageFile, features
 
-from mirage import buffers, evidence
+from mirage import buffers, deadline, evidence
 from mirage.buffers import Data, Encoded
 from mirage.errors import (
     DecodeFailed,
@@ -25,6 +26,8 @@ from mirage.errors import (
     raised_by_mirage,
 )
 from mirage.formats import FORMATS, PILLOW_NAME
+
+_log = logging.getLogger("mirage")
 
 # Bytes Pillow's plugins look at to recognise a format.
 _PREFIX = 16
@@ -152,8 +155,11 @@ def has_alpha(im: PILImage.Image) -> bool:
 def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
     """Load the first ``count`` frames of an opened image as independent images.
 
-    Frames come back as stored (Pillow's TIFF reader turns images upright while
-    loading; that is undone so every format follows one rule) and without ``info``,
+    A later frame that is corrupt or cut short ends the animation there: the frames
+    before it are kept and a warning says how many were dropped (the first frame
+    must decode, or the call fails). Frames come back as stored (Pillow's TIFF reader
+    turns images upright while loading; that is undone so every format follows one
+    rule) and without ``info``,
     so nothing of the source's metadata reaches an encoder unless asked for.
     """
     if count <= 1:
@@ -164,8 +170,22 @@ def decode_frames(im: ImageFile.ImageFile, count: int) -> Frames:
     images, durations = [], []
     screen = im.size
     for index in range(count):
-        im.seek(index)
-        im.load()
+        deadline.check()  # between frames: a safe point to stop
+        try:
+            im.seek(index)
+            im.load()
+        except Exception as exc:
+            error = classify(exc, "decode")
+            if index == 0 or not isinstance(error, (DecodeFailed, TruncatedImage)):
+                raise
+            _log.warning(
+                "frame %d of %d cannot be decoded (%s): keeping the first %d",
+                index + 1,
+                count,
+                error,
+                index,
+            )
+            break
         frame = resizable(im)
         # Pillow grows a GIF's canvas when a later frame reaches past it; every frame
         # is cut to the canvas the header declared (the GIF's logical screen), so all

@@ -50,6 +50,14 @@ class TooManyPixels(MirageError, ValueError):
     reason = "too_many_pixels"
 
 
+class TooComplex(MirageError, ValueError):
+    """The file's structure asks for more work than the limits allow: more JPEG scans
+    than ``max_scans``, or more markers, chunks, frames or pages than a header read
+    walks (see :mod:`mirage.survey`)."""
+
+    reason = "too_complex"
+
+
 class InvalidDimensions(MirageError, ValueError):
     """A width or height is zero, negative or otherwise unusable."""
 
@@ -86,6 +94,7 @@ ERRORS: tuple[type[MirageError], ...] = (
     UnsupportedImageFormat,
     TruncatedImage,
     TooManyPixels,
+    TooComplex,
     InvalidDimensions,
     DecodeFailed,
     EncodeFailed,

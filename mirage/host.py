@@ -26,6 +26,7 @@ class Setup:
 
     def undo(self) -> None:
         sys.stdout, sys.stderr = self.streams
+        output.forget_sink()
         self.warning_state.__exit__(None, None, None)  # filters and showwarning
         root = logging.getLogger()
         for added in [h for h in root.handlers if isinstance(h, output.SinkHandler)]:

@@ -14,6 +14,7 @@ carry the orientation along, so an encoded result still displays the right way u
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, geometry, metadata
+from mirage import codec, deadline, geometry, memory, metadata, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -53,7 +54,10 @@ FILTERS: dict[str, PILImage.Resampling] = {
 }
 
 # The least pixels an animation frame is charged with (see _frames_cost).
-_FRAME_FLOOR = 64 * 64
+_FRAME_FLOOR = survey.FRAME_FLOOR
+
+#: Most JPEG scans decoded unless the caller says otherwise (see mirage.survey).
+DEFAULT_MAX_SCANS = survey.DEFAULT_MAX_SCANS
 
 # Integer pre-reduction (box filter) down to 3x the final size before resampling:
 # most of the speed of a plain reduce, results indistinguishable from no reduction.
@@ -93,6 +97,8 @@ class Image:
     _allowed: tuple[str, ...] = field(default=DEFAULT_ALLOWED, repr=False)
     _exif: bytes | None = field(default=None, repr=False)
     _icc: bytes | None = field(default=None, repr=False)
+    # GIF: each frame's canvas area as Pillow decodes it (see mirage.survey).
+    _canvases: tuple[int, ...] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,14 +119,17 @@ def from_bytes(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> Image:
     """Read an image's header (format, size, orientation, frames) without its pixels.
 
     Raises :class:`~mirage.errors.MirageError` subclasses for bad data. A corrupt body
-    is only noticed by the first operation that decodes pixels.
+    is only noticed by the first operation that decodes pixels. A file whose
+    structure would cost more than the limits (``max_scans`` JPEG scans, the
+    structural caps of :mod:`mirage.survey`) is refused here with ``too_complex``.
     """
     # A held image outlives the caller's buffer: keep a copy (none if already bytes).
-    return _read_header(bytes(data), max_pixels, tuple(allowed_formats))[0]
+    return _read_header(bytes(data), max_pixels, tuple(allowed_formats), max_scans)[0]
 
 
 def info(
@@ -128,9 +137,10 @@ def info(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> Info:
     """Describe an image from its header alone, so large ones can be refused cheaply."""
-    image, im = _read_header(data, max_pixels, tuple(allowed_formats))
+    image, im = _read_header(data, max_pixels, tuple(allowed_formats), max_scans)
     has_alpha = codec.has_alpha(im)
     return Info(
         image.format,
@@ -157,6 +167,7 @@ class ThumbnailOptions(TypedDict, total=False):
     frames: Literal["all", "first"]
     max_pixels: int
     allowed_formats: Sequence[str]
+    max_scans: int
 
 
 class EncodeKeywords(TypedDict, total=False):
@@ -209,6 +220,7 @@ def thumbnail(
     frames: Literal["all", "first"] = "all",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> tuple[Any, Image]:
     """Resize into a ``width`` x ``height`` box the way libvips' thumbnail does.
 
@@ -227,7 +239,7 @@ def thumbnail(
     opened = None
     if not isinstance(source, Image):
         # Read in place: the source is needed only for the length of this call.
-        source, opened = _read_header(source, max_pixels, tuple(allowed_formats))
+        source, opened = _read_header(source, max_pixels, tuple(allowed_formats), max_scans)
     _check_positive(width, height)
     filter_ = FILTERS[filter]
     orientation = source.orientation if auto_orient else 1
@@ -250,6 +262,7 @@ def thumbnail(
     gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
     with translate("decode"):
         resized = pixels.map(lambda im: im.resize(size, filter_, box=box, reducing_gap=gap))
+        deadline.check()
         if orientation in _UPRIGHT:
             resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
     result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
@@ -327,7 +340,12 @@ def rotate(
     for images with alpha, black otherwise).
     """
     turn = degrees % 360
-    pixels, _ = _decode(image, _frame_count(image, "all"), max_pixels)
+    count = _frame_count(image, "all")
+    # The expanded canvas is known before any work: refuse an over-budget result
+    # before decoding and resampling the source.
+    width, height = _rotated_size((image.width, image.height), turn)
+    _check_budget(_frames_cost(width, height, count), max_pixels)
+    pixels, _ = _decode(image, count, max_pixels)
     with translate("decode"):
         if turn == 0:
             rotated = pixels
@@ -430,16 +448,24 @@ def formats() -> dict[str, list[str]]:
 
 
 def _read_header(
-    data: bytes | memoryview, max_pixels: int, allowed: tuple[str, ...]
+    data: bytes | memoryview,
+    max_pixels: int,
+    allowed: tuple[str, ...],
+    max_scans: int = DEFAULT_MAX_SCANS,
 ) -> tuple[Image, ImageFile.ImageFile]:
     unknown = [f for f in allowed if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown formats in allowed_formats: {unknown}")
     with translate("decode"):
+        # Before Pillow parses anything: its parsers walk markers, chunks, pages and
+        # frames in Python, as many as the file holds.
+        surveyed = survey.survey(data, allowed, max_pixels=max_pixels, max_scans=max_scans)
         im = codec.open_image(data, allowed)
         width, height = codec.stored_size(im)
         _check_size(width, height, max_pixels)
-        frames = int(getattr(im, "n_frames", 1))
+        # Pillow's n_frames walks every GIF frame and TIFF page (and fails on a corrupt
+        # later one); the survey counted them within the budget's frame limit.
+        frames = surveyed.frames or int(getattr(im, "n_frames", 1))
         exif = metadata.source_exif(im, data)
         image = Image(
             format=FROM_PILLOW[im.format or ""],
@@ -452,6 +478,7 @@ def _read_header(
             _allowed=allowed,
             _exif=exif,
             _icc=im.info.get("icc_profile"),
+            _canvases=surveyed.canvases,
         )
     return image, im
 
@@ -482,7 +509,19 @@ def _frames_cost(width: int, height: int, count: int) -> int:
     return count * max(width * height, _FRAME_FLOOR)
 
 
+def _source_cost(image: Image, count: int) -> int:
+    """Pixels decoding ``count`` frames of ``image``'s source allocates: a GIF frame
+    that extends past the canvas makes Pillow enlarge it for that frame and after."""
+    canvases = image._canvases
+    if canvases is None or len(canvases) < count:
+        return _frames_cost(image.width, image.height, count)
+    if count <= 1:
+        return canvases[0]
+    return sum(max(area, _FRAME_FLOOR) for area in canvases[:count])
+
+
 def _check_budget(pixels: int, max_pixels: int) -> None:
+    memory.note(pixels)  # a large call gives its memory back when it ends
     if pixels > max_pixels:
         raise TooManyPixels(f"{pixels} pixels exceed the budget of {max_pixels}")
 
@@ -507,13 +546,14 @@ def _decode(
     ``opened`` is the image file :func:`_read_header` just opened on the same
     source, reused rather than parsed again.
     """
+    deadline.check()
     if image._pixels is not None:
         held = image._pixels
         if count < len(held.images):
             held = Frames(held.images[:count], held.durations[:count], held.loop)
         return held, 1.0
     assert image._source is not None
-    _check_budget(_frames_cost(image.width, image.height, count), max_pixels)
+    _check_budget(_source_cost(image, count), max_pixels)
     with translate("decode"):
         im = opened if opened is not None else codec.open_image(image._source, image._allowed)
         fp = im.fp  # kept: Pillow drops it on some failures, and it tells how far it read
@@ -551,6 +591,28 @@ def _derived(source: Image, pixels: Frames, *, orientation: int | None = None) -
         _allowed=source._allowed,
         _exif=source._exif,
         _icc=source._icc,
+    )
+
+
+def _rotated_size(size: tuple[int, int], degrees: float) -> tuple[int, int]:
+    """The canvas Pillow's ``rotate(-degrees, expand=True)`` makes for ``size``: the
+    bounding box of the turned corners, computed the way Pillow computes it."""
+    width, height = size
+    if degrees % 180 == 0:
+        return width, height
+    if degrees % 90 == 0:
+        return height, width
+    angle = math.radians(degrees)  # Pillow turns by -degrees, then negates again
+    a, b = round(math.cos(angle), 15), round(math.sin(angle), 15)
+    d, e = -b, a
+    cx, cy = width / 2, height / 2
+    c = a * -cx + b * -cy + cx
+    f = d * -cx + e * -cy + cy
+    xs = [a * x + b * y + c for x, y in ((0, 0), (width, 0), (width, height), (0, height))]
+    ys = [d * x + e * y + f for x, y in ((0, 0), (width, 0), (width, height), (0, height))]
+    return (
+        math.ceil(max(xs)) - math.floor(min(xs)),
+        math.ceil(max(ys)) - math.floor(min(ys)),
     )
 
 
@@ -603,6 +665,7 @@ def _encode(
             pixels = pixels.map(lambda im: im.transpose(_UPRIGHT[orientation]))
         orientation = 1
     exif = metadata.exif_for(None if strip else image._exif, orientation)
+    deadline.check()
     return codec.encode(
         pixels,
         fmt,

@@ -35,6 +35,8 @@ def _limits(args: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "max_pixels": args["max_pixels"],
         "allowed_formats": tuple(str(f) for f in args["allowed_formats"]),
+        # Absent from older callers: the default limit applies.
+        "max_scans": args.get("max_scans", image.DEFAULT_MAX_SCANS),
     }
 
 

@@ -7,6 +7,8 @@ descriptor 3 and leave on 4:
 
 - ``{id, op, source, args, owner}`` -> ``{id, reply}``, ``reply`` being exactly the
   NIF's reply term (see ``mirage.server.handle``); requests are answered in order.
+- ``{id, :live_handles, nil, _args, _owner}`` -> ``{id, {:ok, nil, nil, count}}``: how
+  many images this program holds (for ``Mirage.Transport.Port.live_handles/0``).
 - ``{:release, [handle]}`` and ``{:release_owner, owner}``: no reply.
 - ``{:log, level, line}`` from the program at any time: level 0..3 (debug, info,
   warning, error), ``line`` a binary. Python's stdout, stderr, warnings and logging,
@@ -57,6 +59,8 @@ EXIT_BAD_FRAME = 2
 _LOG = Atom("log")
 _RELEASE = Atom("release")
 _RELEASE_OWNER = Atom("release_owner")
+_LIVE_HANDLES = Atom("live_handles")
+_OK = Atom("ok")
 _INTERNAL_ERROR = (Atom("error"), Atom("internal_error"))
 # Longer runs of output without a newline go out as lines of their own.
 _MAX_LINE = 64 * 1024
@@ -90,6 +94,9 @@ class Port:
             # With an id to answer to, the rest (op, source, args) is the request
             # path's to judge: a malformed request gets an error reply.
             owner = _hashable(owner)
+            if op == _LIVE_HANDLES:
+                self.answer(request_id, (_OK, None, None, self.service.live_handles()))
+                return
             try:
                 # keep: the Encoded itself, streamed into the frame by answer().
                 reply = handle(self.service, op, source, args, owner, output=buffers.keep)

@@ -4,8 +4,10 @@ A transport decodes a request into an operation name, a source and the argument 
 and hands them to :meth:`Service.call`, which
 
 - resolves a held image's handle (one released meanwhile gives :data:`RELEASED`),
-- runs the operation (:func:`mirage.ops.run`),
+- runs the operation (:func:`mirage.ops.run`) under the call's deadline (the
+  ``timeout`` argument, milliseconds; see :mod:`mirage.deadline`),
 - holds a produced image under a new handle for its owner, within the caps,
+- caps the lines one call may log (:func:`mirage.output.one_call`),
 - maps every exception to a reason (bugs to ``internal_error``, traceback logged),
 
 and answers a :class:`Reply` the transport encodes its own way. Nothing here knows
@@ -14,11 +16,11 @@ about cffi, frames or terms.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mirage import ops
+from mirage import deadline, memory, ops, output
 from mirage.buffers import Encoded
 from mirage.errors import Overloaded, reason_of
 from mirage.image import Image, footprint
@@ -65,6 +67,11 @@ RELEASED = Reply("released")
 OVERLOADED = Reply.error(Overloaded.reason)
 
 
+def _held_pixels(image: Image) -> int:
+    # Only decoded pixels take memory worth giving back; a header-only image does not.
+    return image.width * image.height * image.frames if image._pixels is not None else 0
+
+
 class Service:
     """Runs operations and holds the images they produce.
 
@@ -82,8 +89,14 @@ class Service:
         source: Source,
         args: Mapping[str, Any],
         owner: Hashable | None = None,
+        alive: Callable[[], bool] | None = None,
     ) -> Reply:
-        """Run ``op`` on ``source`` with ``args``; never raises."""
+        """Run ``op`` on ``source`` with ``args``; never raises.
+
+        The call stops at its next safe point, answering the reason ``timeout``, once
+        ``args["timeout"]`` milliseconds have passed or ``alive`` (where the transport
+        can tell whether anyone still waits) answers False.
+        """
         outcome: ops.Outcome | None = None
         if op in ops.HOLDS_RESULT and self._images.full():
             return OVERLOADED  # refused before doing the work
@@ -99,7 +112,14 @@ class Service:
                     return RELEASED
             else:
                 resolved = source
-            outcome = ops.run(op, resolved, args)
+            # What one call may log is capped (mirage.output); a large call gives its
+            # freed memory back to the OS when it ends (mirage.memory).
+            with (
+                memory.returned_after(),
+                output.one_call(),
+                deadline.applied(args.get("timeout"), alive=alive),
+            ):
+                outcome = ops.run(op, resolved, args)
             held = self._hold(outcome.image, owner) if outcome.image is not None else None
             return Reply("ok", data=outcome.data, image=held, term=outcome.term)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
@@ -112,8 +132,15 @@ class Service:
         return Held(handle, image.format, image.width, image.height)
 
     def release(self, handle: int) -> None:
-        """Drop a held image; idempotent, unknown handles are ignored."""
+        """Drop a held image; idempotent, unknown handles are ignored. Dropping a large
+        one gives the freed memory back to the OS (:func:`mirage.memory.trim`)."""
+        try:
+            pixels = _held_pixels(self._images.get(handle))
+        except KeyError:
+            return
         self._images.release(handle)
+        if pixels >= memory.TRIM_ABOVE:
+            memory.trim()
 
     def release_owner(self, owner: Hashable) -> int:
         """Drop every image held for ``owner`` (a process that exited); how many."""

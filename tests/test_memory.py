@@ -68,3 +68,39 @@ def test_thumbnails_reuse_cached_blocks() -> None:
     assert reused_by_second_call() == 0  # Pillow's default: nothing kept
     memory.configure(environ={})
     assert reused_by_second_call() > 0
+
+
+def test_a_call_that_plans_many_pixels_gives_memory_back(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mirage.image import thumbnail
+    from tests.conftest import encode, gradient
+
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_trim", trims.append)
+    data = encode(gradient((32, 32)), "PNG")
+    with memory.returned_after():
+        thumbnail(data, 16, 16)
+    assert trims == []  # small calls skip it
+    with memory.returned_after():
+        thumbnail(data, 2048, 2048, format="bmp")  # 4 MP planned
+    assert trims == [0]
+    memory.note(10**9)  # outside a call: nothing recorded, nothing trimmed
+    assert trims == [0]
+
+
+def test_the_service_gives_memory_back_after_large_calls_and_releases(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mirage.service import Service
+    from tests.conftest import encode, gradient
+
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_trim", trims.append)
+    service = Service()
+    args = {"max_pixels": 10**7, "allowed_formats": ("png",), "format": "bmp"}
+    data = encode(gradient((32, 32)), "PNG")
+    small = service.call("thumbnail", data, {**args, "width": 16, "height": 16})
+    assert small.kind == "ok" and trims == []
+    large = service.call("thumbnail", data, {**args, "width": 2048, "height": 2048})
+    assert large.kind == "ok" and large.image is not None and trims == [0]
+    service.release(small.image.handle)  # type: ignore[union-attr]
+    assert trims == [0]
+    service.release(large.image.handle)
+    assert trims == [0, 0]

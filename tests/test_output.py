@@ -184,3 +184,33 @@ def test_install_routes_root_logging() -> None:
         added = [h for h in logging.getLogger().handlers if isinstance(h, SinkHandler)]
         assert len(added) == 1
     assert (ERROR, "boom here") in sink.lines
+
+
+# --- what one call may log ------------------------------------------------------------------
+
+
+def test_one_call_logs_its_first_lines_and_counts_the_rest() -> None:
+    with installed_sink() as (sink, _, _), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with output.one_call(sink):
+            for index in range(500):
+                warnings.warn(f"bad entry {index}", UserWarning, stacklevel=1)
+                logging.getLogger("PIL").warning("logged %d", index)
+            print("printed")
+    lines = [line for _, line in sink.lines]
+    assert len(lines) == output.MAX_LINES_PER_CALL + 1
+    assert "bad entry 0" in lines[0] and "logged 0" in lines[1]
+    assert lines[-1].startswith(f"{2 * 500 + 1 - output.MAX_LINES_PER_CALL} more lines")
+    assert sink.lines[-1][0] == WARNING
+
+
+def test_each_call_has_its_own_allowance_and_outside_calls_nothing_is_capped() -> None:
+    with installed_sink() as (sink, _, _):
+        for _ in range(2):
+            with output.one_call(sink):
+                for index in range(output.MAX_LINES_PER_CALL):
+                    print(index)
+        for index in range(100):
+            print(index)
+    assert len(sink.lines) == 2 * output.MAX_LINES_PER_CALL + 100
+    assert not any("suppressed" in line for _, line in sink.lines)

@@ -203,6 +203,15 @@ def test_release_owner_releases_only_that_owners_images(worker: Worker) -> None:
     assert worker.call(13, "flip", (Atom("handle"), theirs), flip)[0] == OK  # type: ignore[index]
 
 
+def test_live_handles_counts_the_images_held(worker: Worker) -> None:
+    assert worker.call(14, "live_handles", NIL, {}) == (OK, NIL, NIL, 0)
+    first, _, _, _ = held(worker.call(15, "from_bytes", SAMPLE, {}))
+    held(worker.call(16, "from_bytes", SAMPLE, {}))
+    assert worker.call(17, "live_handles", NIL, {}) == (OK, NIL, NIL, 2)
+    worker.send((Atom("release"), [first]))
+    assert worker.call(18, "live_handles", NIL, {}) == (OK, NIL, NIL, 1)
+
+
 def test_ids_are_echoed_and_replies_come_in_order(worker: Worker) -> None:
     ids = [0, 7, 2**31, -5, 2**80]
     for request_id in ids:

@@ -8,6 +8,10 @@ defmodule Mirage.Error do
     too_many_pixels:
       "the source or the requested size exceeds the pixel budget " <>
         "(`config :mirage, max_pixels: n`, default 50 000 000), or memory ran out",
+    too_complex:
+      "the file's structure asks for more work than the limits allow: more JPEG scans " <>
+        "than `:max_scans` (default 100), or more markers, chunks, frames or pages than " <>
+        "a header read walks",
     invalid_dimensions: "the image declares a zero width or height",
     decode_failed: "the header was readable but the image data is corrupt",
     encode_failed: "the result could not be written in the source format",
@@ -51,6 +55,7 @@ defmodule Mirage.Error do
           :unsupported_image_format
           | :truncated_image
           | :too_many_pixels
+          | :too_complex
           | :invalid_dimensions
           | :decode_failed
           | :encode_failed

@@ -105,4 +105,10 @@ defmodule Mirage.NIF do
       {:error, {:mirage_nif, message}} -> raise "mirage: the NIF was not loaded: " <> message
     end
   end
+
+  # A normal-scheduler NIF (no Python): Mirage.LogForwarder acknowledges each line it
+  # logged; answers how many lines the NIF dropped since the last report. Only called
+  # for lines the loaded NIF sent.
+  @spec log_delivered() :: non_neg_integer()
+  def log_delivered, do: :erlang.nif_error(:nif_not_loaded)
 end

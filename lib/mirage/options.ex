@@ -13,7 +13,7 @@ defmodule Mirage.Options do
       stops cooperatively where it can.
 
   The result is one plain map, the same for every transport, that always carries the
-  limits `:max_pixels` and `:allowed_formats` (from the call, else the application
+  limits `:max_pixels`, `:max_scans` and `:allowed_formats` (from the call, else the application
   environment, else the defaults) and `:timeout`. The transport is returned beside
   it, never inside: no transport sees `:transport`.
   """
@@ -22,11 +22,13 @@ defmodule Mirage.Options do
   # test/mirage/tables_test.exs fails when these drift.
   @formats [:jpg, :png, :gif, :webp, :bmp, :tiff]
   @default_max_pixels 50_000_000
+  # mirage.survey.DEFAULT_MAX_SCANS: libjpeg's progressive script writes 10 scans.
+  @default_max_scans 100
   @default_timeout 30_000
   # Erlang's longest timeout (receive ... after, timers): about 49 days.
   @max_timeout 4_294_967_295
   # Options every function takes, whatever its own.
-  @common [:max_pixels, :allowed_formats, :transport, :timeout]
+  @common [:max_pixels, :max_scans, :allowed_formats, :transport, :timeout]
 
   # Each operation's own options (this module owns the names and their values; the
   # Python core's keyword arguments are checked against them by tables_test.exs).
@@ -93,6 +95,7 @@ defmodule Mirage.Options do
       quality: {:integer, 1..100},
       compress_level: {:integer, 0..9},
       max_pixels: {:integer, 1..@default_max_pixels},
+      max_scans: {:integer, 1..@default_max_scans},
       allowed_formats: {:list_of, @formats},
       background: :color,
       timeout: :timeout,
@@ -104,9 +107,13 @@ defmodule Mirage.Options do
   @spec default_max_pixels() :: pos_integer()
   def default_max_pixels, do: @default_max_pixels
 
+  @doc "The default limit on JPEG scans (each one a pass over the whole image)."
+  @spec default_max_scans() :: pos_integer()
+  def default_max_scans, do: @default_max_scans
+
   @doc """
   Checks `opts` (a keyword list) against the options `allowed` for `function`
-  (the common ones, `:max_pixels`, `:allowed_formats`, `:transport` and `:timeout`,
+  (the common ones, `:max_pixels`, `:max_scans`, `:allowed_formats`, `:transport` and `:timeout`,
   are always allowed) and returns `{transport, args}`: the module of the transport
   the call named (`nil` when it named none) and the rest as a map with the limits
   and the timeout filled in.
@@ -117,7 +124,7 @@ defmodule Mirage.Options do
       iex> Mirage.Options.validate!([transport: :nif], [], "info/2") |> elem(0)
       Mirage.Transport.NIF
       iex> Mirage.Options.validate!([qualty: 90], [:quality], "to_bytes/2")
-      ** (ArgumentError) unknown option :qualty for Mirage.to_bytes/2; expected one of: [:quality, :max_pixels, :allowed_formats, :transport, :timeout]
+      ** (ArgumentError) unknown option :qualty for Mirage.to_bytes/2; expected one of: [:quality, :max_pixels, :max_scans, :allowed_formats, :transport, :timeout]
   """
   @spec validate!(keyword(), [atom()], String.t()) :: {module() | nil, map()}
   def validate!(opts, allowed, function) do
@@ -151,6 +158,7 @@ defmodule Mirage.Options do
     %{
       max_pixels:
         check!(:max_pixels, Application.get_env(:mirage, :max_pixels, @default_max_pixels)),
+      max_scans: check!(:max_scans, Application.get_env(:mirage, :max_scans, @default_max_scans)),
       allowed_formats:
         check!(:allowed_formats, Application.get_env(:mirage, :allowed_formats, @formats)),
       timeout: check!(:timeout, Application.get_env(:mirage, :timeout, @default_timeout))
@@ -175,6 +183,8 @@ defmodule Mirage.Options do
 
   def check!(:timeout, v) when (is_integer(v) and v > 0 and v <= @max_timeout) or v == :infinity,
     do: v
+
+  def check!(:max_scans, v) when is_integer(v) and v > 0, do: v
 
   def check!(:transport, v) do
     case Mirage.Transport.module(v) do
@@ -211,6 +221,7 @@ defmodule Mirage.Options do
     quality: "an integer in 1..100",
     compress_level: "an integer in 0..9",
     max_pixels: "a positive integer",
+    max_scans: "a positive integer",
     timeout: "a positive integer of milliseconds up to #{@max_timeout}, or :infinity",
     transport: "a transport",
     upscale: "a boolean",

@@ -43,8 +43,12 @@ defmodule Mirage.Transport do
 
   require Logger
 
-  # The one list of transports: :port joins here with its module.
-  @transports %{nif: Mirage.Transport.NIF, node: Mirage.Transport.Node}
+  # The one list of transports.
+  @transports %{
+    nif: Mirage.Transport.NIF,
+    port: Mirage.Transport.Port,
+    node: Mirage.Transport.Node
+  }
 
   @typedoc "A transport's name, a key of `transports/0`."
   @type name :: atom()

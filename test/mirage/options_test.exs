@@ -10,6 +10,7 @@ defmodule Mirage.OptionsTest do
       Application.delete_env(:mirage, :allowed_formats)
       Application.delete_env(:mirage, :max_pixels)
       Application.delete_env(:mirage, :timeout)
+      Application.delete_env(:mirage, :max_scans)
       Application.delete_env(:mirage, :transport)
     end)
   end
@@ -29,6 +30,22 @@ defmodule Mirage.OptionsTest do
     assert Mirage.from_bytes(@sample) == {:error, :too_many_pixels}
     assert Mirage.thumbnail(@sample, 200, 200) == {:error, :too_many_pixels}
     assert {:ok, _image} = Mirage.from_bytes(@sample, max_pixels: 300_000)
+  end
+
+  test "the scan limit refuses progressive JPEGs with more scans, from a call or the config" do
+    {:ok, progressive} = Mirage.to_bytes(Mirage.from_bytes!(@sample), progressive: true)
+    assert {:ok, %{width: 640}} = Mirage.info(progressive)
+    assert Mirage.info(progressive, max_scans: 2) == {:error, :too_complex}
+    assert Mirage.thumbnail(progressive, 8, 8, max_scans: 2) == {:error, :too_complex}
+    assert {:ok, _, _} = Mirage.thumbnail(@sample, 8, 8, max_scans: 2)
+    Application.put_env(:mirage, :max_scans, 2)
+    assert Mirage.from_bytes(progressive) == {:error, :too_complex}
+    assert {:ok, _image} = Mirage.from_bytes(progressive, max_scans: 50)
+    assert :too_complex in Mirage.Error.reasons()
+
+    assert_raise ArgumentError, ~r/option :max_scans/, fn ->
+      Mirage.info(@sample, max_scans: 0)
+    end
   end
 
   test "bad application settings raise ArgumentError naming them" do

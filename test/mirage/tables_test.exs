@@ -71,7 +71,7 @@ defmodule Mirage.TablesTest do
 
     for {op, python_options} <- options do
       elixir = names(Mirage.Options.allowed(String.to_existing_atom(op)))
-      limits = ["max_pixels", "allowed_formats"]
+      limits = ["max_pixels", "max_scans", "allowed_formats"]
       assert Enum.sort(elixir) == Enum.sort(Map.keys(python_options) -- limits), op
       assert Map.has_key?(python_options, "max_pixels"), op
 

@@ -84,7 +84,12 @@ defmodule Mirage.TransportTest do
 
   describe "choosing the transport" do
     test "transports/0 is the one list; names and behaviour modules are accepted" do
-      assert Transport.transports() == %{nif: Mirage.Transport.NIF, node: Mirage.Transport.Node}
+      assert Transport.transports() == %{
+               nif: Mirage.Transport.NIF,
+               port: Mirage.Transport.Port,
+               node: Mirage.Transport.Node
+             }
+
       assert Transport.module(Canned) == {:ok, Canned}
       # A module that does not implement the behaviour is no transport.
       assert Transport.module(Enum) == :error

@@ -22,8 +22,13 @@ defmodule Mirage.Transport.NIF do
   Every call runs on a dirty scheduler: operations that only read a header on a
   dirty I/O scheduler (they are short but may wait for the GIL, and there are many
   of those threads), the ones that decode, resample or encode on a dirty CPU
-  scheduler. The `:timeout` option is passed to the core; the NIF itself never
-  answers `:timeout`, `:worker_crashed` or `:overloaded`.
+  scheduler. The `:timeout` option is passed to the core, where the deadline is
+  cooperative: the call stops at its next safe point (after reading the header,
+  between frames, between decoding, resampling and encoding) once the deadline has
+  passed or the calling process has exited, and answers `{:error, :timeout}`. A
+  single step (decoding one frame, encoding the result) is not interrupted, so a
+  call may end up to one such step late. The NIF never answers `:worker_crashed` or
+  `:overloaded`.
   """
   @behaviour Mirage.Transport
 

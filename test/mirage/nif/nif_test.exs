@@ -33,6 +33,15 @@ defmodule Mirage.NIFTest do
            }
   end
 
+  test "a call past its timeout stops at the next safe point and answers :timeout" do
+    {:ok, large, _} = Mirage.thumbnail(@sample, 3000, 2000, format: :png, fit: :exact)
+
+    # Decoding and resampling 6 MP takes far longer than 1 ms: the check after them
+    # finds the deadline passed (the NIF's deadline is cooperative).
+    assert Mirage.thumbnail(large, 8, 8, timeout: 1) == {:error, :timeout}
+    assert {:ok, _, _} = Mirage.thumbnail(large, 8, 8, timeout: :infinity)
+  end
+
   test "the live Python handle count returns to zero after the structs are collected" do
     wait_for_live_handles(0)
 

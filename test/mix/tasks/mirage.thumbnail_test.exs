@@ -26,15 +26,21 @@ defmodule Mix.Tasks.Mirage.ThumbnailTest do
              Mirage.info(File.read!(Path.join(dir, "thumbnail.jpg")))
   end
 
-  test "takes the transport by name", %{tmp_dir: dir} do
-    out = Path.join(dir, "thumb.jpg")
+  test "takes the transport by name; each writes the same bytes", %{tmp_dir: dir} do
+    written =
+      for name <- ["nif", "port"] do
+        out = Path.join(dir, "thumb-#{name}.jpg")
 
-    report =
-      capture_io(fn ->
-        Mix.Tasks.Mirage.Thumbnail.run(["samples/rocket.jpg", out, "--transport", "nif"])
-      end)
+        report =
+          capture_io(fn ->
+            Mix.Tasks.Mirage.Thumbnail.run(["samples/rocket.jpg", out, "--transport", name])
+          end)
 
-    assert report =~ "wrote #{out}: jpg 256x256"
+        assert report =~ "wrote #{out}: jpg 256x256"
+        File.read!(out)
+      end
+
+    assert [same, same] = written
   end
 
   test "rejects a bad size or transport and reports bad input as a Mix error", %{tmp_dir: dir} do

@@ -1,0 +1,258 @@
+"""A cheap walk over a file's structure, before Pillow parses it, to bound the work.
+
+Pillow's plugins parse headers in Python one marker, chunk, page or frame at a time,
+and some work scales with what the file merely claims: thousands of empty JPEG
+scans (each a full pass of libjpeg over the image), a million PNG chunks, a GIF
+whose later frames enlarge the canvas far beyond the header's size. :func:`survey`
+walks the same structure with few Python steps and a hard cap on each count, so a
+hostile file is refused before any of that work, and it reports what the budget
+needs to know: each GIF frame's canvas as Pillow will decode it, and the number of
+frames or pages without letting Pillow walk the whole file.
+
+Anything the walk does not understand ends it quietly: Pillow then parses the file
+and reports what is wrong with it. The walk only ever refuses on counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mirage.errors import TooComplex
+
+#: Most JPEG scans (SOS markers) decoded by default. libjpeg's standard progressive
+#: script writes 10 and encoders that optimise the script rarely reach 30; every
+#: scan is a pass over the whole image, so thousands of near-empty ones cost minutes.
+DEFAULT_MAX_SCANS = 100
+
+#: Most segments before a JPEG's first scan: Pillow keeps each one (a million empty
+#: APP markers cost seconds and hundreds of MB). An ICC profile split over 255 APP2
+#: segments still fits.
+MAX_JPEG_SEGMENTS = 1024
+#: Most bytes that are not a marker where one is expected (JPEG, GIF): Pillow skips
+#: them one at a time in Python.
+MAX_JUNK = 1 << 16
+#: Most PNG chunks: a base that covers text-heavy files and small animations, plus
+#: one per KiB (libpng writes 8 KiB image data chunks, Pillow 64 KiB).
+PNG_CHUNKS_BASE = 8192
+#: The least pixels a frame or page is charged with (an animation of tiny frames costs
+#: far more per frame than its pixels). The header read counts at most
+#: ``max_pixels // FRAME_FLOOR`` frames or pages, as many as the budget could ever
+#: decode (and never fewer than MIN_FRAMES_WALKED). A file with more reports one
+#: frame over that limit: a lower bound, already over the budget for any operation
+#: on all frames, while its first frame stays usable.
+FRAME_FLOOR = 64 * 64
+MIN_FRAMES_WALKED = 1024
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the walk learnt. ``None`` means "not surveyed: ask Pillow" (cheap there)."""
+
+    #: Frames or pages, counted up to one over the walk's limit (see FRAME_FLOOR).
+    frames: int | None = None
+    #: GIF only: each frame's canvas area in pixels as Pillow decodes it (the canvas
+    #: grows to hold any frame that extends past it, and never shrinks).
+    canvases: tuple[int, ...] | None = None
+    scans: int = 0
+
+
+def survey(
+    data: bytes | memoryview,
+    allowed: tuple[str, ...],
+    *,
+    max_pixels: int,
+    max_scans: int = DEFAULT_MAX_SCANS,
+) -> Survey:
+    """Walk ``data``'s structure if it is one of the formats Pillow parses slowly.
+
+    Raises :class:`~mirage.errors.TooComplex` when a count passes its limit.
+    """
+    head = bytes(data[:8])
+    max_frames = max(MIN_FRAMES_WALKED, max_pixels // FRAME_FLOOR)
+    if head.startswith(b"\xff\xd8\xff") and "jpg" in allowed:
+        return _jpeg(data, max_scans)
+    if head == b"\x89PNG\r\n\x1a\n" and "png" in allowed:
+        return _png(data)
+    if head[:6] in (b"GIF87a", b"GIF89a") and "gif" in allowed:
+        return _gif(data, max_frames)
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") and "tiff" in allowed:
+        return _tiff(data, max_frames)
+    return Survey()
+
+
+def _u16be(data: bytes | memoryview, pos: int) -> int:
+    return (data[pos] << 8) | data[pos + 1]
+
+
+def _u16le(data: bytes | memoryview, pos: int) -> int:
+    return data[pos] | (data[pos + 1] << 8)
+
+
+# Start-of-frame markers of progressive JPEGs (Huffman or arithmetic coded).
+_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+
+# Markers without a length (TEM, RSTn, SOI, EOI), as in Pillow's parser.
+_BARE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
+
+
+def _jpeg(data: bytes | memoryview, max_scans: int) -> Survey:
+    size = len(data)
+    pos, segments, junk = 2, 0, 0
+    first_scan, progressive = None, False
+    while pos + 1 < size:
+        if data[pos] != 0xFF:
+            # Pillow skips junk a byte at a time; find the next 0xFF in one step.
+            found = bytes(data[pos : pos + MAX_JUNK - junk + 1]).find(b"\xff")
+            skipped = found if found >= 0 else MAX_JUNK - junk + 1
+            junk += skipped
+            if junk > MAX_JUNK:
+                raise TooComplex(f"more than {MAX_JUNK} stray bytes between JPEG markers")
+            pos += skipped
+            continue
+        marker = data[pos + 1]
+        if marker in (0x00, 0xFF):
+            pos += 1
+            junk += 1
+            if junk > MAX_JUNK:
+                raise TooComplex(f"more than {MAX_JUNK} stray bytes between JPEG markers")
+            continue
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise TooComplex(f"more than {MAX_JPEG_SEGMENTS} JPEG segments before the image")
+        if marker == 0xDA:
+            first_scan = pos
+            break
+        progressive = progressive or marker in _PROGRESSIVE
+        if marker in _BARE_MARKERS:
+            pos += 2
+            continue
+        if pos + 4 > size:
+            break
+        pos += 2 + _u16be(data, pos + 2)
+    if first_scan is None:
+        return Survey()
+    if not progressive:
+        # libjpeg reads a sequential JPEG's scans once each and fails at a scan out
+        # of place: extra scans cannot multiply the work, so the file (a 12 MP photo
+        # is megabytes) is not read through to count them.
+        return Survey(scans=1)
+    # Entropy-coded data stuffs every 0xFF with 0x00, so each FF DA from here on is
+    # a scan header (of this picture or, in an MPO, of the next one).
+    scans = _count(data, b"\xff\xda", first_scan)
+    if scans > max_scans:
+        raise TooComplex(f"{scans} JPEG scans exceed the limit of {max_scans}")
+    return Survey(scans=scans)
+
+
+def _count(data: bytes | memoryview, needle: bytes, start: int) -> int:
+    """Occurrences of a two-byte ``needle`` from ``start``, without copying a borrowed
+    buffer whole."""
+    if isinstance(data, bytes):
+        return data.count(needle, start)
+    total, step = 0, 1 << 20
+    for at in range(start, len(data), step):
+        # One byte of overlap: a needle across the boundary counts once, in this step.
+        total += bytes(data[at : at + step + 1]).count(needle)
+    return total
+
+
+def _png(data: bytes | memoryview) -> Survey:
+    size = len(data)
+    limit = PNG_CHUNKS_BASE + size // 1024
+    pos, chunks = 8, 0
+    animated, controls, still_first = False, 0, False
+    while pos + 8 <= size:
+        chunks += 1
+        if chunks > limit:
+            raise TooComplex(f"more than {limit} PNG chunks")
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = bytes(data[pos + 4 : pos + 8])
+        if kind == b"IEND":
+            break
+        if kind == b"acTL":
+            animated = True
+        elif kind == b"fcTL":
+            controls += 1
+        elif kind == b"IDAT" and controls == 0:
+            still_first = True  # a default image that is not part of the animation
+        pos += 12 + length
+    if not animated:
+        return Survey()
+    # The frames the file holds, counted as Pillow counts them (acTL's own count is
+    # only a claim: a 2-frame file may declare a billion).
+    return Survey(frames=max(1, controls + still_first))
+
+
+def _gif_blocks(data: bytes | memoryview, pos: int) -> int:
+    """The position after a run of data sub-blocks (or the end of the data)."""
+    size = len(data)
+    while pos < size:
+        length = data[pos]
+        pos += 1 + length
+        if length == 0:
+            break
+    return pos
+
+
+def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
+    size = len(data)
+    if size < 13:
+        return Survey()
+    width, height = _u16le(data, 6), _u16le(data, 8)
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    canvases: list[int] = []
+    junk = 0
+    while pos < size:
+        tag = data[pos]
+        if tag == 0x3B:  # trailer
+            break
+        if tag == 0x21:  # extension: label, then sub-blocks
+            pos = _gif_blocks(data, pos + 2)
+        elif tag == 0x2C:  # image descriptor
+            if pos + 11 > size:
+                break
+            x1 = _u16le(data, pos + 1) + _u16le(data, pos + 5)
+            y1 = _u16le(data, pos + 3) + _u16le(data, pos + 7)
+            # Pillow grows the canvas to hold a frame that extends past it.
+            width, height = max(width, x1), max(height, y1)
+            canvases.append(width * height)
+            if len(canvases) > max_frames:
+                break  # enough to know that all frames can never fit the budget
+            local = data[pos + 9]
+            pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
+            pos = _gif_blocks(data, pos + 1)  # after the LZW code size byte
+        else:
+            # Pillow skips a stray byte at a time.
+            junk += 1
+            if junk > MAX_JUNK:
+                raise TooComplex(f"more than {MAX_JUNK} stray bytes between GIF blocks")
+            pos += 1
+    if not canvases:
+        return Survey()
+    return Survey(frames=len(canvases), canvases=tuple(canvases))
+
+
+def _tiff(data: bytes | memoryview, max_frames: int) -> Survey:
+    size = len(data)
+    order: Literal["little", "big"] = "little" if data[0] == 0x49 else "big"
+    big = data[2 if order == "little" else 3] == 0x2B
+    if big:
+        if size < 16:
+            return Survey()
+        offset = int.from_bytes(data[8:16], order)
+    else:
+        offset = int.from_bytes(data[4:8], order)
+    count_size, entry_size, next_size = (8, 20, 8) if big else (2, 12, 4)
+    seen: set[int] = set()
+    while offset and offset not in seen and offset + count_size <= size:
+        seen.add(offset)
+        if len(seen) > max_frames:
+            break  # a lower bound, over the budget already
+        entries = int.from_bytes(data[offset : offset + count_size], order)
+        at = offset + count_size + entries * entry_size
+        if at + next_size > size:
+            break
+        offset = int.from_bytes(data[at : at + next_size], order)
+    return Survey(frames=len(seen)) if seen else Survey()
