@@ -134,6 +134,37 @@ defmodule Mirage.Port.PoolTest do
     wait_until(fn -> not File.exists?("/proc/#{old}") end)
   end
 
+  test "a reply with the right id and a body that is no term: :internal_error, the worker serves on" do
+    pool = start_pool("corrupt", workers: 1)
+    [%{os_pid: os_pid}] = Mirage.Port.workers(pool)
+
+    log = capture_log(fn -> assert call(pool) == {:error, :internal_error} end)
+    assert log =~ "unexpected reply to :formats"
+
+    # The frame was whole, so the stream is intact: the same worker answers next.
+    assert call(pool) == {:ok, nil, nil, :pong}
+    assert [%{os_pid: ^os_pid, busy: false, served: 2, restarts: 0}] = Mirage.Port.workers(pool)
+  end
+
+  test "a caller that dies while its call is queued: the call is dropped, never run" do
+    pool = start_pool("slow 0.5", workers: 1)
+    first = Task.async(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+    {doomed, doomed_ref} = spawn_monitor(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
+    last = Task.async(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 2 end)
+
+    Process.exit(doomed, :kill)
+    assert_receive {:DOWN, ^doomed_ref, :process, ^doomed, :killed}
+    # Its place in the queue goes at once, not when a worker reaches it.
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
+
+    assert Task.await(first) == {:ok, nil, nil, :pong}
+    assert Task.await(last) == {:ok, nil, nil, :pong}
+    assert [%{served: 2, queue: 0, busy: false}] = Mirage.Port.workers(pool)
+  end
+
   test "a worker crash answers only its own caller; queued calls run on the replacement" do
     # Two workers taking 2 s a call, both busy, two more calls queued; one worker is
     # killed in the middle of its call.
