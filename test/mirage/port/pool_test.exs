@@ -90,6 +90,29 @@ defmodule Mirage.Port.PoolTest do
     assert Enum.map(tasks, &Task.await/1) == List.duplicate({:error, :worker_crashed}, 3)
   end
 
+  test "queued calls run in the order they arrived" do
+    # One worker; the answer is the id the pool gave the request as it sent it.
+    pool = start_pool("order 0.1", workers: 1)
+    first = Task.async(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+
+    # Each call is in the pool (queued, running or answered) before the next is made.
+    received = fn ->
+      [w] = Mirage.Port.workers(pool)
+      w.queue + w.served + if(w.busy, do: 1, else: 0)
+    end
+
+    queued =
+      for n <- 1..5 do
+        task = Task.async(fn -> call(pool) end)
+        wait_until(fn -> received.() == n + 1 end)
+        task
+      end
+
+    assert {:ok, nil, nil, 0} = Task.await(first)
+    assert Enum.map(queued, &Task.await/1) == for(id <- 1..5, do: {:ok, nil, nil, id})
+  end
+
   test "a call past its deadline answers :timeout; the worker is replaced" do
     pool = start_pool("hang", workers: 1)
     [%{os_pid: old}] = Mirage.Port.workers(pool)
