@@ -740,13 +740,7 @@ def encode(term: object) -> bytes:
 
     Raises :class:`EncodeError` for values with no Erlang counterpart.
     """
-    out = _Output(_VERSION_BYTE)
-    out.chunks = []
-    try:
-        _encode_term(term, out, 0)
-    except RecursionError:
-        # Only reachable when the caller's own stack is already deep.
-        raise EncodeError("term nested too deeply for the Python stack") from None
+    out = _encode_into_chunks(term)
     if out.chunks:
         out.chunks.append(out)
         return b"".join(out.chunks)
@@ -759,14 +753,21 @@ def encode_parts(term: object) -> list[bytes | bytearray | memoryview]:
     Binaries of 64 KiB or more are parts of their own, the very objects found in
     ``term`` (not copies): the caller must not change them before writing the parts.
     """
+    out = _encode_into_chunks(term)
+    out.chunks.append(out)
+    return out.chunks
+
+
+def _encode_into_chunks(term: object) -> _Output:
+    # The encoding: earlier parts and large binaries in out.chunks, the rest in out.
     out = _Output(_VERSION_BYTE)
     out.chunks = []
     try:
         _encode_term(term, out, 0)
     except RecursionError:
+        # Only reachable when the caller's own stack is already deep.
         raise EncodeError("term nested too deeply for the Python stack") from None
-    out.chunks.append(out)
-    return out.chunks
+    return out
 
 
 # Binaries at least this long are not copied into the output buffer but joined in

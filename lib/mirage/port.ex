@@ -28,6 +28,8 @@ defmodule Mirage.Port do
   ## What callers see
     * Requests wait in one first-in, first-out queue for an idle worker; when
       `queue` requests already wait, a call returns `{:error, :overloaded}` at once.
+      A call whose caller exits while it waits is dropped, never sent to a worker
+      (one already running finishes, its answer discarded).
     * Every call has a deadline (its `timeout:` option), counted from the moment
       the pool receives it, queueing included. When it passes, the call returns
       `{:error, :timeout}`; if a worker was running it, that worker's OS process is

@@ -204,6 +204,8 @@ defmodule Mirage.Port.Pool do
               args: args,
               slot: slot,
               timer: timer,
+              # A caller that dies while its request waits takes the request with it.
+              monitor: Process.monitor(owner),
               id: nil
             }
 
@@ -260,12 +262,7 @@ defmodule Mirage.Port.Pool do
 
       {:reply, ^current_id, frame} ->
         request = slot.current
-        cancel(request.timer)
-
-        GenServer.reply(
-          request.from,
-          {:frame, frame, {state.name, index, slot.worker.incarnation}}
-        )
+        answer(request, {:frame, frame, {state.name, index, slot.worker.incarnation}})
 
         slot = %{slot | current: nil, served: slot.served + 1, failures: 0}
         state = %{state | pending: Map.delete(state.pending, request.ref)}
@@ -314,7 +311,7 @@ defmodule Mirage.Port.Pool do
     case state.pending do
       %{^ref => %{id: nil} = request} ->
         # Still queued: it never reached a worker.
-        GenServer.reply(request.from, {:error, :timeout})
+        answer(request, {:error, :timeout})
         {:noreply, %{state | pending: Map.delete(state.pending, ref), queued: state.queued - 1}}
 
       %{^ref => request} ->
@@ -328,7 +325,7 @@ defmodule Mirage.Port.Pool do
 
         Worker.kill(slot.worker)
         # Answered here, so worker_down finds no request to answer.
-        GenServer.reply(request.from, {:error, :timeout})
+        answer(request, {:error, :timeout})
         state = %{state | pending: Map.delete(state.pending, ref)}
         state = put_slot(state, %{slot | current: nil})
         {:noreply, worker_down(state, index, :killed)}
@@ -346,16 +343,9 @@ defmodule Mirage.Port.Pool do
   end
 
   def handle_info({:DOWN, monitor, :process, owner, _}, state) do
-    case state.owners do
-      %{^owner => {^monitor, indexes}} ->
-        for index <- indexes,
-            %Slot{worker: %Worker{} = worker} <- [state.slots[index]],
-            do: Worker.notify(worker, {:release_owner, owner})
-
-        {:noreply, %{state | owners: Map.delete(state.owners, owner)}}
-
-      _ ->
-        {:noreply, state}
+    case Enum.find(Map.values(state.pending), &(&1.monitor == monitor)) do
+      nil -> {:noreply, owner_down(state, monitor, owner)}
+      request -> {:noreply, caller_down(state, request)}
     end
   end
 
@@ -373,6 +363,30 @@ defmodule Mirage.Port.Pool do
   end
 
   # -- internals ----------------------------------------------------------------
+
+  # A caller died. Queued, its request is dropped (its deadline and its place in the
+  # queue go with it); running, the work goes on and the reply is dropped, since
+  # killing the worker would take other owners' images with it.
+  defp caller_down(state, %{id: nil} = request) do
+    cancel(request.timer)
+    %{state | pending: Map.delete(state.pending, request.ref), queued: state.queued - 1}
+  end
+
+  defp caller_down(state, _running), do: state
+
+  defp owner_down(state, monitor, owner) do
+    case state.owners do
+      %{^owner => {^monitor, indexes}} ->
+        for index <- indexes,
+            %Slot{worker: %Worker{} = worker} <- [state.slots[index]],
+            do: Worker.notify(worker, {:release_owner, owner})
+
+        %{state | owners: Map.delete(state.owners, owner)}
+
+      _ ->
+        state
+    end
+  end
 
   defp worker_busy?(state, worker) do
     Enum.any?(state.slots, fn {_, s} -> s.worker == worker and s.current != nil end)
@@ -397,12 +411,15 @@ defmodule Mirage.Port.Pool do
     end
   end
 
-  defp enqueue(state, %{slot: nil} = request),
-    do: %{state | queue: :queue.in(request.ref, state.queue)}
+  # At the back of its queue; `put` is :queue.in_r/2 to put it back at the front.
+  defp enqueue(state, request, put \\ &:queue.in/2)
 
-  defp enqueue(state, %{slot: index} = request) do
+  defp enqueue(state, %{slot: nil} = request, put),
+    do: %{state | queue: put.(request.ref, state.queue)}
+
+  defp enqueue(state, %{slot: index} = request, put) do
     slot = state.slots[index]
-    put_slot(state, %{slot | held: :queue.in({request.seq, request.ref}, slot.held)})
+    put_slot(state, %{slot | held: put.({request.seq, request.ref}, slot.held)})
   end
 
   defp dispatch(state) do
@@ -434,19 +451,11 @@ defmodule Mirage.Port.Pool do
           :closed ->
             # The worker died after its last reply, before we heard: the request
             # never reached it, so it goes back to the head of its queue.
-            state = state |> put_slot(slot) |> requeue(request)
+            state = state |> put_slot(slot) |> enqueue(request, &:queue.in_r/2)
             send(self(), :dispatch)
             worker_down(state, slot.index, {:port_closed, :before_request})
         end
     end
-  end
-
-  defp requeue(state, %{slot: nil} = request),
-    do: %{state | queue: :queue.in_r(request.ref, state.queue)}
-
-  defp requeue(state, %{slot: index} = request) do
-    slot = state.slots[index]
-    put_slot(state, %{slot | held: :queue.in_r({request.seq, request.ref}, slot.held)})
   end
 
   # The oldest live request this slot may run: the head of its own queue (requests
@@ -527,8 +536,7 @@ defmodule Mirage.Port.Pool do
           state
 
         request ->
-          cancel(request.timer)
-          GenServer.reply(request.from, {:error, :worker_crashed})
+          answer(request, {:error, :worker_crashed})
           %{state | pending: Map.delete(state.pending, request.ref)}
       end
 
@@ -579,35 +587,28 @@ defmodule Mirage.Port.Pool do
     do: Enum.all?(state.slots, fn {_, slot} -> slot.failures >= @failing_after end)
 
   defp fail_queue(state) do
-    refs = for ref <- :queue.to_list(state.queue), Map.has_key?(state.pending, ref), do: ref
-
-    for ref <- refs do
-      request = state.pending[ref]
-      cancel(request.timer)
-      GenServer.reply(request.from, {:error, :worker_crashed})
-    end
-
-    %{
-      state
-      | queue: :queue.new(),
-        pending: Map.drop(state.pending, refs),
-        queued: state.queued - length(refs)
-    }
+    %{fail_all(state, :queue.to_list(state.queue)) | queue: :queue.new()}
   end
 
   defp fail_held(state, slot) do
-    refs = for {_seq, ref} <- :queue.to_list(slot.held), Map.has_key?(state.pending, ref), do: ref
+    fail_all(state, for({_seq, ref} <- :queue.to_list(slot.held), do: ref))
+  end
 
-    for ref <- refs do
-      request = state.pending[ref]
-      cancel(request.timer)
-      GenServer.reply(request.from, {:error, :worker_crashed})
-    end
-
+  # Answers the queued requests among `refs` (others were answered already).
+  defp fail_all(state, refs) do
+    refs = Enum.filter(refs, &Map.has_key?(state.pending, &1))
+    Enum.each(refs, &answer(state.pending[&1], {:error, :worker_crashed}))
     %{state | pending: Map.drop(state.pending, refs), queued: state.queued - length(refs)}
   end
 
   defp put_slot(state, slot), do: put_in(state.slots[slot.index], slot)
+
+  # The one way a request is answered: its timer and its caller's monitor go too.
+  defp answer(request, reply) do
+    cancel(request.timer)
+    Process.demonitor(request.monitor, [:flush])
+    GenServer.reply(request.from, reply)
+  end
 
   defp cancel(nil), do: :ok
   defp cancel(timer), do: Process.cancel_timer(timer, async: true, info: false)

@@ -90,6 +90,29 @@ defmodule Mirage.Port.PoolTest do
     assert Enum.map(tasks, &Task.await/1) == List.duplicate({:error, :worker_crashed}, 3)
   end
 
+  test "queued calls run in the order they arrived" do
+    # One worker; the answer is the id the pool gave the request as it sent it.
+    pool = start_pool("order 0.1", workers: 1)
+    first = Task.async(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+
+    # Each call is in the pool (queued, running or answered) before the next is made.
+    received = fn ->
+      [w] = Mirage.Port.workers(pool)
+      w.queue + w.served + if(w.busy, do: 1, else: 0)
+    end
+
+    queued =
+      for n <- 1..5 do
+        task = Task.async(fn -> call(pool) end)
+        wait_until(fn -> received.() == n + 1 end)
+        task
+      end
+
+    assert {:ok, nil, nil, 0} = Task.await(first)
+    assert Enum.map(queued, &Task.await/1) == for(id <- 1..5, do: {:ok, nil, nil, id})
+  end
+
   test "a call past its deadline answers :timeout; the worker is replaced" do
     pool = start_pool("hang", workers: 1)
     [%{os_pid: old}] = Mirage.Port.workers(pool)
@@ -132,6 +155,37 @@ defmodule Mirage.Port.PoolTest do
     log = capture_log(fn -> assert call(pool) == {:error, :worker_crashed} end)
     assert log =~ "sent an invalid frame"
     wait_until(fn -> not File.exists?("/proc/#{old}") end)
+  end
+
+  test "a reply with the right id and a body that is no term: :internal_error, the worker serves on" do
+    pool = start_pool("corrupt", workers: 1)
+    [%{os_pid: os_pid}] = Mirage.Port.workers(pool)
+
+    log = capture_log(fn -> assert call(pool) == {:error, :internal_error} end)
+    assert log =~ "unexpected reply to :formats"
+
+    # The frame was whole, so the stream is intact: the same worker answers next.
+    assert call(pool) == {:ok, nil, nil, :pong}
+    assert [%{os_pid: ^os_pid, busy: false, served: 2, restarts: 0}] = Mirage.Port.workers(pool)
+  end
+
+  test "a caller that dies while its call is queued: the call is dropped, never run" do
+    pool = start_pool("slow 0.5", workers: 1)
+    first = Task.async(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+    {doomed, doomed_ref} = spawn_monitor(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
+    last = Task.async(fn -> call(pool) end)
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 2 end)
+
+    Process.exit(doomed, :kill)
+    assert_receive {:DOWN, ^doomed_ref, :process, ^doomed, :killed}
+    # Its place in the queue goes at once, not when a worker reaches it.
+    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
+
+    assert Task.await(first) == {:ok, nil, nil, :pong}
+    assert Task.await(last) == {:ok, nil, nil, :pong}
+    assert [%{served: 2, queue: 0, busy: false}] = Mirage.Port.workers(pool)
   end
 
   test "a worker crash answers only its own caller; queued calls run on the replacement" do

@@ -83,6 +83,27 @@ defmodule Mirage.Port.VMTest do
     wait_gone(pids(report))
   end
 
+  test "a VM configured for :nif starts the pool on the first :port call, not before" do
+    script = """
+    {:ok, _} = Application.ensure_all_started(:mirage)
+    IO.puts("started=\#{inspect(Process.whereis(Mirage.Port.Pool))}")
+    {:ok, %{width: 640}} = Mirage.info(File.read!("samples/rocket.jpg"), transport: :port)
+    IO.puts("used=\#{is_pid(Process.whereis(Mirage.Port.Pool))}")
+    IO.puts("workers=\#{length(Mirage.Port.workers())}")
+    """
+
+    {out, 0} =
+      System.cmd("mix", ["run", "--no-compile", "--no-start", "-e", script],
+        env: [{"MIX_ENV", "test"}],
+        stderr_to_stdout: true
+      )
+
+    assert out =~ "started=nil"
+    assert out =~ "used=true"
+    # The default size: one worker per dirty CPU scheduler.
+    assert out =~ "workers=#{:erlang.system_info(:dirty_cpu_schedulers)}"
+  end
+
   # The child waits on its standard input, so it also ends if this test fails.
   test "a VM killed with SIGKILL leaves no worker process behind" do
     {port, report} = child_vm("IO.read(:stdio, :line)")

@@ -163,6 +163,17 @@ defmodule Mirage.Port.WorkerTest do
              Mirage.Port.call(pool, :from_bytes, @rocket, args())
   end
 
+  test "a worker holds at most max_held bytes of images; past it, :overloaded" do
+    # A held crop of the whole sample is 640 x 427 pixels at 4 bytes: room for one.
+    pool = start_pool(max_held: 1_500_000)
+    {:ok, nil, {source, _, _, _}, nil} = Mirage.Port.call(pool, :from_bytes, @rocket, args())
+    crop = args(%{x: 0, y: 0, width: 640, height: 427})
+    assert {:ok, nil, {first, _, 640, 427}, nil} = Mirage.Port.call(pool, :crop, source, crop)
+    assert Mirage.Port.call(pool, :crop, source, crop) == {:error, :overloaded}
+    Mirage.Port.release(first)
+    assert {:ok, nil, {_, _, 640, 427}, nil} = Mirage.Port.call(pool, :crop, source, crop)
+  end
+
   # A PNG declaring width x height RGB pixels while carrying almost none.
   defp png_header(width, height) do
     chunk = fn kind, data ->
