@@ -1,7 +1,10 @@
 # Set-up, build and checks for a fresh Debian 12 machine (or one already set up).
 #   make thumbnail   set up, build the NIF, thumbnail the bundled sample through it
 #   make test        set up, check formatting, run pytest and ExUnit (the conformance
-#                    suite runs once per transport; MIRAGE_TRANSPORTS=nif,... limits it)
+#                    suite runs once per transport; MIRAGE_TRANSPORTS=nif,... limits it),
+#                    then memcheck
+#   make memcheck    ExUnit with the NIF under AddressSanitizer (docs/safety.md)
+#   make fuzz        coverage-guided fuzzing of the Python core and the ETF codec
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +14,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export MIRAGE_PYTHON := $(abspath $(PY))
 SIZE ?= 256x256
 
-.PHONY: setup system venv thumbnail test lint pytest exunit conformance format bench clean
+.PHONY: setup system venv thumbnail test lint pytest exunit conformance memcheck fuzz format \
+	bench clean
 
 setup: system venv
 
@@ -42,6 +46,8 @@ thumbnail: setup
 	mix mirage.thumbnail $(IN) $(OUT) --size $(SIZE) $(if $(TRANSPORT),--transport $(TRANSPORT))
 
 test: setup lint pytest exunit
+	@# After exunit, never beside it: memcheck rebuilds priv/mirage_nif.so twice.
+	$(MAKE) --no-print-directory memcheck
 
 lint: setup
 	$(PY) -m ruff check .
@@ -59,6 +65,30 @@ exunit: setup
 # The public-API suite alone, once per transport (test/mirage/conformance/).
 conformance: setup
 	mix test test/mirage/conformance
+
+# The whole ExUnit suite (on the NIF) with priv/mirage_nif.so built under ASan; fails
+# on any AddressSanitizer report whose access site is in our C. MEMCHECK_TESTS picks
+# test files or mix test options (default: all).
+MEMCHECK_TESTS ?=
+memcheck: setup
+	$(PY) tools/memcheck.py $(MEMCHECK_TESTS)
+
+# Coverage-guided fuzzing with atheris (libFuzzer), FUZZ_SECONDS per target: the ETF
+# codec, then Service.call on mutated files of FUZZ_IMAGES. Corpora grow across runs in
+# _build/fuzz/; a crash stops its target and leaves the input as _build/fuzz/*-crash-*,
+# slow or memory-hungry inputs land in _build/fuzz/slow/. See docs/safety.md.
+FUZZ_SECONDS ?= 60
+FUZZ_IMAGES ?= $(if $(wildcard ../shared/corpus),../shared/corpus,samples)
+FUZZ_DIR := _build/fuzz
+fuzz: setup
+	mkdir -p $(FUZZ_DIR)/etf $(FUZZ_DIR)/service
+	test -d $(FUZZ_DIR)/etf-seeds || PYTHONPATH=. $(PY) fuzz/fuzz_etf.py seeds $(FUZZ_DIR)/etf-seeds
+	PYTHONPATH=. $(PY) fuzz/fuzz_service.py seeds $(FUZZ_DIR)/service-seeds $(FUZZ_IMAGES)
+	PYTHONPATH=. $(PY) fuzz/fuzz_etf.py -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/etf- $(FUZZ_DIR)/etf $(FUZZ_DIR)/etf-seeds
+	PYTHONPATH=. FUZZ_SLOW_DIR=$(FUZZ_DIR)/slow $(PY) fuzz/fuzz_service.py \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=60 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/service- $(FUZZ_DIR)/service $(FUZZ_DIR)/service-seeds
 
 format: setup
 	$(PY) -m ruff format .

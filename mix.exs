@@ -39,9 +39,9 @@ defmodule Mix.Tasks.Compile.MiragePython do
 
   @doc false
   # Runs c_src/build.py with `args` unless `outputs` exist and the stamp (of the
-  # inputs and the interpreter) is unchanged.
+  # arguments, the inputs and the interpreter) is unchanged.
   def run_build(python, args, stamp_file, inputs, outputs) do
-    stamp = stamp(python, inputs)
+    stamp = stamp(python, args, inputs)
 
     if Enum.all?(outputs, &File.exists?/1) and File.read(stamp_file) == {:ok, stamp} do
       {:noop, []}
@@ -72,13 +72,13 @@ defmodule Mix.Tasks.Compile.MiragePython do
     end
   end
 
-  defp stamp(python, inputs) do
+  defp stamp(python, args, inputs) do
     sources = inputs |> Enum.sort() |> Enum.map(&{&1, File.read!(&1)})
     # The interpreter itself, through the venv symlink, and the venv's config.
     interpreter =
       {python, File.stat(python), File.read(Path.join(Path.dirname(python), "../pyvenv.cfg"))}
 
-    :erlang.md5(:erlang.term_to_binary({sources, interpreter})) |> Base.encode16()
+    :erlang.md5(:erlang.term_to_binary({args, sources, interpreter})) |> Base.encode16()
   end
 end
 
@@ -88,7 +88,10 @@ defmodule Mix.Tasks.Compile.MirageNif do
   `c_src/build.py nif` with the Python of `Mix.Tasks.Compile.MiragePython`.
 
   Rebuilt when any C source, the build script, a Python source of the `mirage`
-  package (the C tables are generated from it) or the interpreter changes.
+  package (the C tables are generated from it), the interpreter or
+  `$MIRAGE_NIF_SANITIZE` changes. `MIRAGE_NIF_SANITIZE=address` builds it with
+  AddressSanitizer for `make memcheck`; a VM loads that build only with the
+  sanitizer's runtime preloaded.
   """
   use Mix.Task.Compiler
 
@@ -102,7 +105,7 @@ defmodule Mix.Tasks.Compile.MirageNif do
       Path.join([:code.root_dir(), "erts-#{:erlang.system_info(:version)}", "include"])
 
     inputs = Path.wildcard("c_src/*.{c,h,py}") ++ Path.wildcard("mirage/**/*.py")
-    args = ["nif", "--erts-include", erts_include, "--out", "priv"]
+    args = ["nif", "--erts-include", erts_include, "--out", "priv"] ++ sanitize()
 
     Mix.Tasks.Compile.MiragePython.run_build(python, args, "priv/mirage_nif.stamp", inputs, [
       @object
@@ -111,6 +114,13 @@ defmodule Mix.Tasks.Compile.MirageNif do
 
   @impl true
   def clean, do: Enum.each([@object, "priv/mirage_nif.stamp"], &File.rm/1)
+
+  defp sanitize do
+    case System.get_env("MIRAGE_NIF_SANITIZE", "") do
+      "" -> []
+      sanitizer -> ["--sanitize", sanitizer]
+    end
+  end
 end
 
 defmodule Mirage.MixProject do

@@ -88,7 +88,7 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def build(erts_include: Path, out: Path, cc: str) -> Path:
+def build(erts_include: Path, out: Path, cc: str, sanitize: str | None = None) -> Path:
     import cffi  # only the NIF needs it
 
     header = (C_SRC / "py_api.h").read_text()
@@ -114,6 +114,17 @@ def build(erts_include: Path, out: Path, cc: str) -> Path:
         link_flags = [f"-L{lib.parent}", f"-l:{lib.name}", f"-Wl,-rpath,{lib.parent}"]
         # nodelete: the interpreter is never finalized, so the code must stay mapped.
         link_flags += ["-Wl,-z,nodelete", "-lpthread", "-ldl"]
+        if sanitize:
+            # For `make memcheck`: the VM must preload the sanitizer's runtime. Recover:
+            # report every error of a run, not only the first (ASAN_OPTIONS decides).
+            instrument = [
+                f"-fsanitize={sanitize}",
+                f"-fsanitize-recover={sanitize}",
+                "-fno-omit-frame-pointer",
+                "-g",
+            ]
+            compile_flags += instrument
+            link_flags += instrument
         objects = []
         sources = [(generated, GENERATED)] + [(c, STRICT) for c in sorted(C_SRC.glob("*.c"))]
         for source, flags in sources:
@@ -149,11 +160,12 @@ def main() -> None:
     nif.add_argument("--erts-include", type=Path, required=True)
     nif.add_argument("--out", type=Path, default=ROOT / "priv")
     nif.add_argument("--cc", default=os.environ.get("CC", "cc"))
+    nif.add_argument("--sanitize", help="instrument with -fsanitize=SANITIZE (e.g. address)")
     args = parser.parse_args()
     if args.command == "stage":
         print(f"staged {stage(args.out)}")
     else:
-        print(f"built {build(args.erts_include, args.out, args.cc)}")
+        print(f"built {build(args.erts_include, args.out, args.cc, args.sanitize)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""Run ExUnit with the NIF built under AddressSanitizer; fail on errors in Mirage's C.
+
+    python tools/memcheck.py [mix test arguments...]
+
+Builds priv/mirage_nif.so with MIRAGE_NIF_SANITIZE=address, runs `mix test` with the
+sanitizer's runtime preloaded into the VM, then rebuilds the normal NIF. Only the
+NIF is instrumented, so ASan checks every access our C (c_src/ and cffi's generated
+module) makes; beam, CPython and Pillow are reached only through ASan's allocator
+and its interceptors (memcpy, strlen...). ERTS's own allocators are switched off
+(+Meamin) so that enif_alloc and binaries get ASan's red zones.
+
+Errors do not stop the run (halt_on_error=0). Each report is classified by its
+access site, the first frame outside the sanitizer: in mirage_nif.so it is ours and
+fails the run; elsewhere (beam, libpython, Pillow's libraries) it is listed as
+foreign and does not fail the run, since it is not a bug this project can fix in
+its C. The full reports stay in the log directory printed at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NIF = "mirage_nif.so"
+REPORT = re.compile(r"^==\d+==ERROR: AddressSanitizer: (\S+)", re.M)
+FRAME = re.compile(r"^\s+#\d+ 0x[0-9a-f]+ in (\S+) (.*)$|^\s+#\d+ 0x[0-9a-f]+\s+\((.*)\+0x", re.M)
+SANITIZER_FRAME = re.compile(r"__interceptor_|__asan_|libsanitizer|libasan")
+
+
+@dataclass
+class Report:
+    kind: str
+    site: str
+    ours: bool
+    text: str
+
+
+def libasan() -> str | None:
+    cc = os.environ.get("CC", "cc")
+    found = subprocess.run(
+        [cc, "-print-file-name=libasan.so"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return found if os.path.isabs(found) and os.path.exists(found) else None
+
+
+def access_site(report: str) -> str:
+    """The first frame of the faulting access that is not ASan's own."""
+    # The access's stack ends at the first blank line ("is located", "allocated by" follow).
+    stack = report.split("\n\n", 1)[0]
+    for match in FRAME.finditer(stack):
+        location = " ".join(part for part in match.groups() if part)
+        if not SANITIZER_FRAME.search(location):
+            return location
+    return "?"
+
+
+def is_ours(site: str) -> bool:
+    return NIF in site or "/c_src/" in site or "mirage_nif_cffi.c" in site
+
+
+def reports(log_dir: Path) -> list[Report]:
+    found = []
+    for log in sorted(log_dir.glob("asan.*")):
+        text = log.read_text(errors="replace")
+        starts = [m.start() for m in REPORT.finditer(text)] + [len(text)]
+        for start, end in itertools.pairwise(starts):
+            chunk = text[start:end]
+            kind = REPORT.match(chunk)
+            site = access_site(chunk)
+            found.append(Report(kind[1] if kind else "?", site, is_ours(site), chunk))
+    return found
+
+
+def mix(args: list[str], env: dict[str, str]) -> int:
+    print("+ mix " + " ".join(args), flush=True)
+    return subprocess.run(["mix", *args], cwd=ROOT, env=env, check=False).returncode
+
+
+def main(test_args: list[str]) -> int:
+    runtime = libasan()
+    if runtime is None:
+        print("memcheck: no libasan.so for this C compiler (Debian: libasan8)", file=sys.stderr)
+        return 2
+    env = dict(os.environ, MIX_ENV="test")
+    sanitized = dict(env, MIRAGE_NIF_SANITIZE="address")
+    log_dir = Path(tempfile.mkdtemp(prefix="mirage-memcheck-"))
+    try:
+        if mix(["compile"], sanitized) != 0:
+            return 1
+        run_env = dict(
+            sanitized,
+            LD_PRELOAD=runtime,
+            # Leaks: the interpreter is never finalized by design, so LSan would only
+            # list what it holds. verify_asan_link_order: the VM itself is not built
+            # with ASan, the runtime comes in by LD_PRELOAD.
+            ASAN_OPTIONS=":".join(
+                [
+                    "detect_leaks=0",
+                    "halt_on_error=0",
+                    "verify_asan_link_order=0",
+                    f"log_path={log_dir}/asan",
+                ]
+            ),
+            ELIXIR_ERL_OPTIONS=(env.get("ELIXIR_ERL_OPTIONS", "") + " +Meamin").strip(),
+        )
+        status = mix(["test", *test_args], run_env)
+    finally:
+        # Whatever happened, leave the normal NIF in priv/ for the next run.
+        mix(["compile"], env)
+
+    found = reports(log_dir)
+    if not any(log_dir.iterdir()):
+        log_dir.rmdir()
+    ours = [r for r in found if r.ours]
+    for report in ours:
+        print(report.text, file=sys.stderr)
+    for report in found:
+        label = "OURS" if report.ours else "foreign"
+        print(f"memcheck: {label} {report.kind} at {report.site}")
+    logs = f" (logs: {log_dir})" if log_dir.exists() else ""
+    print(
+        f"memcheck: mix test exited {status}; AddressSanitizer reports: "
+        f"{len(ours)} in mirage_nif.so's C, {len(found) - len(ours)} foreign{logs}"
+    )
+    return 1 if ours or status != 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
