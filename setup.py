@@ -54,6 +54,8 @@ setup(
     packages=["mirage"],
     python_requires=">=3.10",
     install_requires=["Pillow>=10.1", "cffi>=1.17"],
-    extras_require={"dev": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "hypothesis>=6"]},
+    extras_require={
+        "dev": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "hypothesis>=6", "atheris>=2.3"]
+    },
     cmdclass={"build_nif": BuildNif},
 )
