@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of the Python core: ``Service.call`` on mutated image files.
 
     python fuzz/fuzz_service.py seeds DIR [IMAGES_DIR]  # link small corpus files
+    python fuzz/fuzz_service.py time FILE...            # one input's cost, uninstrumented
     python fuzz/fuzz_service.py [libFuzzer flags] CORPUS_DIR [SEED_DIR...]
 
 (``make fuzz`` runs it with a time budget and ../shared/corpus as seeds.) Each input
@@ -13,14 +14,17 @@ reason outside :data:`mirage.errors.REASONS`, ``internal_error`` (a bug: the log
 traceback is shown), or a reply of the wrong shape.
 
 Cost findings are not crashes: an input slower than ``FUZZ_SLOW_SECONDS`` (default
-2) twice in a row, or one that raised the process's peak memory by more than ``FUZZ_GROWTH_MB``
-(default 256), is written to ``FUZZ_SLOW_DIR`` and the run goes on. The address
-space is capped at ``FUZZ_MEMORY_MB`` (default 1536) so that an allocation too
-large for the budget fails (``too_many_pixels``) instead of stopping the run.
+5) twice in a row, or one that raised the process's peak memory by more than
+``FUZZ_GROWTH_MB`` (default 256), is written to ``FUZZ_SLOW_DIR`` and the run goes
+on. Instrumented, Pillow's Python parsers run many times slower: ``time`` tells
+whether such an input is slow for real. The address space is capped at
+``FUZZ_MEMORY_MB`` (default 1536) so that an allocation too large for the budget
+fails (``too_many_pixels``) instead of stopping the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -33,7 +37,9 @@ from typing import Any
 
 import atheris
 
-with atheris.instrument_imports():
+# Coverage is only needed while fuzzing; `seeds` and `time` run plain code.
+_PLAIN = sys.argv[1:2] in (["seeds"], ["time"])
+with contextlib.nullcontext() if _PLAIN else atheris.instrument_imports():
     import PIL  # noqa: F401 - instrumented for coverage of Pillow's Python parsers
     from PIL import Image as _PILImage  # noqa: F401
 
@@ -47,7 +53,7 @@ with atheris.instrument_imports():
 MAX_PIXELS = 1_000_000
 ALL = [Atom(f) for f in FORMATS]
 FITS = ("contain", "cover", "fill")
-SLOW = float(os.environ.get("FUZZ_SLOW_SECONDS", "2"))
+SLOW = float(os.environ.get("FUZZ_SLOW_SECONDS", "5"))
 SLOW_DIR = Path(os.environ.get("FUZZ_SLOW_DIR", "_build/fuzz/slow"))
 GROWTH_KB = int(os.environ.get("FUZZ_GROWTH_MB", "256")) * 1024
 MEMORY = int(os.environ.get("FUZZ_MEMORY_MB", "1536")) * 1024 * 1024
@@ -178,7 +184,21 @@ def write_seeds(directory: Path, images: Path) -> None:
                     link.symlink_to(path.resolve())
 
 
+def time_inputs(paths: list[str]) -> None:
+    for path in paths:
+        data = Path(path).read_bytes()
+        peak = _peak_kb()
+        started = time.monotonic()
+        run(data)
+        spent = time.monotonic() - started
+        grown = (_peak_kb() - peak) // 1024
+        print(f"{path}: {spent:.3f} s, peak memory +{grown} MB")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["time"]:
+        time_inputs(sys.argv[2:])
+        return
     if sys.argv[1:2] == ["seeds"]:
         images = Path(sys.argv[3] if len(sys.argv) > 3 else "../shared/corpus")
         write_seeds(Path(sys.argv[2]), images)

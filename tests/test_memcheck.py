@@ -81,3 +81,10 @@ def test_reports_are_ours_only_when_our_code_made_the_access(
 )
 def test_ours_means_mirage_nif_so(memcheck: ModuleType, site: str, ours: bool) -> None:
     assert memcheck.is_ours(site) is ours
+
+
+def test_undefined_behaviour_lines_name_their_place(memcheck: ModuleType) -> None:
+    line = "/w/c_src/image_nif.c:140:26: runtime error: shift exponent 40 is too large"
+    match = memcheck.UNDEFINED.match(line)
+    assert match and match[1] == "/w/c_src/image_nif.c:140:26"
+    assert memcheck.UNDEFINED.match("a test named runtime error: no") is None

@@ -1,9 +1,9 @@
-"""Run ExUnit with the NIF built under AddressSanitizer; fail on errors in Mirage's C.
+"""Run ExUnit with the NIF built under ASan and UBSan; fail on errors in Mirage's C.
 
     python tools/memcheck.py [mix test arguments...]
 
-Builds priv/mirage_nif.so with MIRAGE_NIF_SANITIZE=address, runs `mix test` with the
-sanitizer's runtime preloaded into the VM, then rebuilds the normal NIF. Only the
+Builds priv/mirage_nif.so with MIRAGE_NIF_SANITIZE=address,undefined, runs `mix test`
+with ASan's runtime preloaded into the VM, then rebuilds the normal NIF. Only the
 NIF is instrumented, so ASan checks every access our C (c_src/ and cffi's generated
 module) makes; beam, CPython and Pillow are reached only through ASan's allocator
 and its interceptors (memcpy, strlen...). ERTS's own allocators are switched off
@@ -14,6 +14,9 @@ access site, the first frame outside the sanitizer: in mirage_nif.so it is ours 
 fails the run; elsewhere (beam, libpython, Pillow's libraries) it is listed as
 foreign and does not fail the run, since it is not a bug this project can fix in
 its C. The full reports stay in the log directory printed at the end.
+
+UndefinedBehaviorSanitizer reports ("FILE:LINE:COL: runtime error: ...") can only come
+from instrumented code; they are read from the test run's output and all fail the run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ NIF = "mirage_nif.so"
 REPORT = re.compile(r"^==\d+==ERROR: AddressSanitizer: (\S+)", re.M)
 FRAME = re.compile(r"^\s+#\d+ 0x[0-9a-f]+ in (\S+) (.*)$|^\s+#\d+ 0x[0-9a-f]+\s+\((.*)\+0x", re.M)
 SANITIZER_FRAME = re.compile(r"__interceptor_|__asan_|libsanitizer|libasan")
+UNDEFINED = re.compile(r"^(\S+:\d+:\d+): runtime error: (.*)$")
+SANITIZERS = "address,undefined"
 
 
 @dataclass
@@ -83,13 +88,35 @@ def mix(args: list[str], env: dict[str, str]) -> int:
     return subprocess.run(["mix", *args], cwd=ROOT, env=env, check=False).returncode
 
 
+def mix_scanned(args: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run mix, echoing its output; also answer the UBSan reports in it."""
+    print("+ mix " + " ".join(args), flush=True)
+    found = []
+    with subprocess.Popen(
+        ["mix", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            match = UNDEFINED.match(line.strip())
+            if match:
+                found.append(f"{match[2]} at {match[1]}")
+    return process.returncode, found
+
+
 def main(test_args: list[str]) -> int:
     runtime = libasan()
     if runtime is None:
         print("memcheck: no libasan.so for this C compiler (Debian: libasan8)", file=sys.stderr)
         return 2
     env = dict(os.environ, MIX_ENV="test")
-    sanitized = dict(env, MIRAGE_NIF_SANITIZE="address")
+    sanitized = dict(env, MIRAGE_NIF_SANITIZE=SANITIZERS)
     log_dir = Path(tempfile.mkdtemp(prefix="mirage-memcheck-"))
     try:
         if mix(["compile"], sanitized) != 0:
@@ -108,9 +135,10 @@ def main(test_args: list[str]) -> int:
                     f"log_path={log_dir}/asan",
                 ]
             ),
+            UBSAN_OPTIONS="print_stacktrace=1",
             ELIXIR_ERL_OPTIONS=(env.get("ELIXIR_ERL_OPTIONS", "") + " +Meamin").strip(),
         )
-        status = mix(["test", *test_args], run_env)
+        status, undefined = mix_scanned(["test", *test_args], run_env)
     finally:
         # Whatever happened, leave the normal NIF in priv/ for the next run.
         mix(["compile"], env)
@@ -124,12 +152,15 @@ def main(test_args: list[str]) -> int:
     for report in found:
         label = "OURS" if report.ours else "foreign"
         print(f"memcheck: {label} {report.kind} at {report.site}")
+    for line in undefined:
+        print(f"memcheck: OURS undefined behaviour: {line}")
     logs = f" (logs: {log_dir})" if log_dir.exists() else ""
     print(
         f"memcheck: mix test exited {status}; AddressSanitizer reports: "
-        f"{len(ours)} in mirage_nif.so's C, {len(found) - len(ours)} foreign{logs}"
+        f"{len(ours)} in mirage_nif.so's C, {len(found) - len(ours)} foreign{logs}; "
+        f"UndefinedBehaviorSanitizer reports: {len(undefined)}"
     )
-    return 1 if ours or status != 0 else 0
+    return 1 if ours or undefined or status != 0 else 0
 
 
 if __name__ == "__main__":
