@@ -3,7 +3,7 @@
 #   make test        set up, check formatting, run pytest and ExUnit (the conformance
 #                    suite runs once per transport; MIRAGE_TRANSPORTS=nif,... limits it),
 #                    then memcheck
-#   make memcheck    ExUnit with the NIF under AddressSanitizer (docs/safety.md)
+#   make memcheck    ExUnit with the NIF under ASan and UBSan (docs/safety.md)
 #   make fuzz        coverage-guided fuzzing of the Python core and the ETF codec
 SHELL := /bin/bash
 VENV ?= .venv
@@ -66,9 +66,9 @@ exunit: setup
 conformance: setup
 	mix test test/mirage/conformance
 
-# The whole ExUnit suite (on the NIF) with priv/mirage_nif.so built under ASan; fails
-# on any AddressSanitizer report whose access site is in our C. MEMCHECK_TESTS picks
-# test files or mix test options (default: all).
+# The whole ExUnit suite (the conformance suite on the NIF only) with
+# priv/mirage_nif.so built under ASan and UBSan; fails on any report from our C.
+# MEMCHECK_TESTS picks test files or mix test options (default: all).
 MEMCHECK_TESTS ?=
 memcheck: setup
 	$(PY) tools/memcheck.py $(MEMCHECK_TESTS)
