@@ -2,6 +2,9 @@ defmodule Mirage.MemoryTest do
   # Not async: it measures the whole VM's resident memory, so nothing else may run.
   use ExUnit.Case, async: false
 
+  # make memcheck excludes it: ASan's allocator keeps freed memory in quarantine.
+  @moduletag :rss
+
   @sample File.read!("samples/rocket.jpg")
 
   defp rss_mb do
