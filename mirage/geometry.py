@@ -139,8 +139,11 @@ def stored_box(box: Box, orientation: int, stored: tuple[int, int]) -> Box:
             return box
 
 
-def draft_request(box: Box, size: tuple[int, int], stored: tuple[int, int]) -> tuple[int, int]:
-    """The smallest whole-image size that still leaves 2x pixels for the resample.
+def draft_request(
+    box: Box, size: tuple[int, int], stored: tuple[int, int], margin: float = 2.0
+) -> tuple[int, int]:
+    """The smallest whole-image size that still leaves ``margin`` x the output's pixels
+    in the crop box for the resample (2x by default, as Pillow's ``Image.thumbnail``).
 
     JPEG can decode at 1/2, 1/4 or 1/8 scale; Pillow's ``draft`` picks the largest
     reduction whose result is at least this size.
@@ -148,6 +151,6 @@ def draft_request(box: Box, size: tuple[int, int], stored: tuple[int, int]) -> t
     sx = size[0] / max(box[2] - box[0], 1e-9)
     sy = size[1] / max(box[3] - box[1], 1e-9)
     return (
-        max(1, math.ceil(stored[0] * sx * 2)),
-        max(1, math.ceil(stored[1] * sy * 2)),
+        max(1, math.ceil(stored[0] * sx * margin)),
+        max(1, math.ceil(stored[1] * sy * margin)),
     )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, deadline, geometry, memory, metadata, survey
+from mirage import codec, deadline, fastpath, geometry, memory, metadata, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -257,16 +257,23 @@ def thumbnail(
     count = _frame_count(source, frames if out_format in codec.ANIMATED else "first")
     _check_budget(_frames_cost(size[0], size[1], count), max_pixels)
 
-    pixels, scale = _decode(source, count, max_pixels, draft=(box, size), opened=opened)
-    box = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
+    margin = fastpath.draft_margin(filter_)
+    pixels, scale = _decode(source, count, max_pixels, draft=(box, size, margin), opened=opened)
+    box = (box[0] * scale[0], box[1] * scale[1], box[2] * scale[0], box[3] * scale[1])
     gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
     with translate("decode"):
-        resized = pixels.map(lambda im: im.resize(size, filter_, box=box, reducing_gap=gap))
+        resized = fastpath.map_frames(
+            lambda im: im.resize(size, filter_, box=box, reducing_gap=gap),
+            pixels,
+            size[0] * size[1] * len(pixels.images),
+        )
         deadline.check()
         if orientation in _UPRIGHT:
             resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
     result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
-    encoded = _encode(result, out_format, strip=strip, quality=quality)
+    written = replace(result, _pixels=fastpath.palettes(resized, out_format))
+    tuned = fastpath.encode_options(out_format)
+    encoded = _encode(written, out_format, strip=strip, quality=quality, **tuned)
     described = replace(result, format=out_format, byte_size=len(encoded))
     return output(encoded), described
 
@@ -538,10 +545,11 @@ def _decode(
     image: Image,
     count: int,
     max_pixels: int,
-    draft: tuple[geometry.Box, tuple[int, int]] | None = None,
+    draft: tuple[geometry.Box, tuple[int, int], float] | None = None,
     opened: ImageFile.ImageFile | None = None,
-) -> tuple[Frames, float]:
-    """Decoded frames, and the scale a JPEG draft applied to the stored size.
+) -> tuple[Frames, tuple[float, float]]:
+    """Decoded frames, and the (x, y) scale a JPEG draft or a scaled WebP decode
+    applied to the stored size.
 
     ``opened`` is the image file :func:`_read_header` just opened on the same
     source, reused rather than parsed again.
@@ -551,7 +559,7 @@ def _decode(
         held = image._pixels
         if count < len(held.images):
             held = Frames(held.images[:count], held.durations[:count], held.loop)
-        return held, 1.0
+        return held, (1.0, 1.0)
     assert image._source is not None
     _check_budget(_source_cost(image, count), max_pixels)
     with translate("decode"):
@@ -563,12 +571,19 @@ def _decode(
                 fp = im.fp
             if im.format in ("JPEG", "MPO") and not im.tile:
                 raise TruncatedImage("the file ends before its image data")
-            scale = 1.0
+            scale = (1.0, 1.0)
+            if draft is not None and im.format == "WEBP" and count == 1:
+                scaled = fastpath.webp_draft(image._source, im.size, draft)
+                if scaled is not None:
+                    return Frames((scaled[0],)), scaled[1]
             if draft is not None and im.format in ("JPEG", "MPO") and count == 1:
-                box, size = draft
-                drafted = im.draft(im.mode, geometry.draft_request(box, size, im.size))
+                box, size, margin = draft
+                request = geometry.draft_request(box, size, im.size, margin)
+                drafted = im.draft(im.mode, request)
                 if drafted is not None:
-                    scale = drafted[1][2] / image.width
+                    # A DCT-scaled pixel covers n x n stored ones (the last row and
+                    # column possibly fewer): one factor for both axes.
+                    scale = (drafted[1][2] / image.width,) * 2
             return codec.decode_frames(im, count), scale
         except MirageError:
             raise

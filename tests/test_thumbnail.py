@@ -510,7 +510,7 @@ def drafts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, int]]]:
 
 @pytest.mark.parametrize(
     ("target", "decoded"),
-    [((100, 100), (300, 200)), ((150, 150), (600, 400)), ((300, 300), (1200, 800))],
+    [((100, 100), (300, 200)), ((150, 150), (300, 200)), ((300, 300), (600, 400))],
     ids=str,
 )
 def test_large_jpeg_is_drafted(
@@ -519,13 +519,23 @@ def test_large_jpeg_is_drafted(
     target: tuple[int, int],
     decoded: tuple[int, int],
 ) -> None:
+    # The default bilinear filter: the largest DCT scale that still covers the output.
     out, image = thumbnail(big_jpeg, *target)
     assert drafts["requested"] and drafts["decoded"] == [decoded]
     assert open_bytes(out).size == target == (image.width, image.height)
 
 
+@pytest.mark.parametrize("filter_", ["bicubic", "lanczos"])
+def test_quality_filters_keep_twice_the_pixels(
+    big_jpeg: bytes, drafts: dict[str, list[tuple[int, int]]], filter_: str
+) -> None:
+    # 1/8 (300x200) would cover 150x150 too, but leaves less than 2x for the filter.
+    thumbnail(big_jpeg, 150, 150, filter=filter_)  # type: ignore[arg-type]
+    assert drafts["decoded"] == [(600, 400)]
+
+
 @pytest.mark.parametrize(
-    ("target", "fit"), [((1200, 800), "exact"), ((601, 400), "fill"), ((2400, 1600), "contain")]
+    ("target", "fit"), [((1201, 800), "exact"), ((1201, 800), "fill"), ((2400, 1600), "contain")]
 )
 def test_no_draft_when_the_output_needs_full_resolution(
     big_jpeg: bytes,
