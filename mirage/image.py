@@ -668,6 +668,7 @@ def _encode(
     optimize: bool = False,
     lossless: bool = False,
     compress_level: int | None = None,
+    extra: dict[str, object] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Encoded:
     if fmt not in FORMATS:
@@ -692,5 +693,6 @@ def _encode(
             compress_level=compress_level,
             icc_profile=image._icc,
             exif=exif,
+            extra=extra or {},
         ),
     )
