@@ -5,14 +5,17 @@ so every ratio compares numbers measured in the same run. One request per line o
 stdin, one answer per line on stdout:
 
     run IMPL PATH WIDTH HEIGHT QUALITY   -> microseconds for one thumbnail
+    size IMPL PATH WIDTH HEIGHT QUALITY  -> bytes of that thumbnail's output
     loop IMPL PATH COUNT                 -> mean microseconds of a trivial call
     threads IMPL PATH WIDTH HEIGHT N SECONDS -> thumbnails per second with N threads
     have IMPL                            -> yes | no (is the baseline installed?)
 
 IMPL is one of: pillow_fast (header, draft, reduce, resample, encode: what Mirage
-does), pillow_naive (full decode, then fit), vips (pyvips thumbnail_buffer: what
-Vix/Image users get), convert (ImageMagick as a whole process), mirage_py (Mirage's
-Python core without the NIF). Every thumbnail fills WIDTH x HEIGHT, centre-cropped.
+did before issue 12's tuning), pillow_naive (full decode, then fit), vips (pyvips
+thumbnail_buffer: what Vix/Image users get; for an animation it writes one frame),
+vips_frames (pyvips keeping every frame of an animation), convert (ImageMagick as a
+whole process), mirage_py (Mirage's Python core without the NIF). Every thumbnail
+fills WIDTH x HEIGHT, centre-cropped.
 """
 
 from __future__ import annotations
@@ -99,6 +102,28 @@ def vips(data: bytes, fmt: str, w: int, h: int, quality: int) -> bytes:
     return thumb.write_to_buffer(suffix)
 
 
+def vips_frames(data: bytes, fmt: str, w: int, h: int, quality: int) -> bytes:
+    """pyvips keeping every frame of an animation: ``thumbnail_buffer`` with ``crop``
+    treats an animation as one tall image and returns a single frame, so each page
+    is scaled to cover the box, cropped, and the pages joined again."""
+    head = pyvips.Image.new_from_buffer(data, "", n=-1)
+    page = head.get("page-height") if head.get_typeof("page-height") else head.height
+    scale = max(w / head.width, h / page)
+    pages = head.height // page
+    cover_w, cover_h = math.ceil(head.width * scale), math.ceil(page * scale)
+    thumb = pyvips.Image.thumbnail_buffer(
+        data, cover_w, height=cover_h * pages, option_string="n=-1"
+    )
+    page = thumb.get("page-height") if thumb.get_typeof("page-height") else thumb.height
+    left, top = (thumb.width - w) // 2, (page - h) // 2
+    frames = [thumb.crop(left, i * page + top, w, h) for i in range(thumb.height // page)]
+    out = pyvips.Image.arrayjoin(frames, across=1) if len(frames) > 1 else frames[0]
+    out = out.copy()
+    out.set_type(pyvips.GValue.gint_type, "page-height", h)
+    suffix = f".{fmt}[Q={quality}]" if fmt in ("jpg", "webp") else f".{fmt}"
+    return out.write_to_buffer(suffix)
+
+
 def convert(path: str, fmt: str, w: int, h: int, quality: int) -> bytes:
     with tempfile.NamedTemporaryFile(suffix=f".{fmt}", dir="/dev/shm") as out:
         cmd = [CONVERT, path]
@@ -118,17 +143,25 @@ IMPLS: dict[str, Callable[..., bytes]] = {
     "pillow_fast": pillow_fast,
     "pillow_naive": pillow_naive,
     "vips": vips,
+    "vips_frames": vips_frames,
     "convert": convert,
     "mirage_py": mirage_py,
 }
 
 
 def have(impl: str) -> bool:
-    if impl == "vips":
+    if impl in ("vips", "vips_frames"):
         return pyvips is not None
     if impl == "convert":
         return os.access(CONVERT, os.X_OK)
     return impl in IMPLS
+
+
+def output_size(impl: str, path: str, w: int, h: int, quality: int) -> int:
+    fmt = _ext(path)
+    if impl == "convert":
+        return len(convert(path, fmt, w, h, quality))
+    return len(IMPLS[impl](Path(path).read_bytes(), fmt, w, h, quality))
 
 
 def run_once(impl: str, path: str, w: int, h: int, quality: int) -> float:
@@ -191,6 +224,9 @@ def main() -> None:
             if cmd == "run":
                 impl, path, w, h, q = args
                 answer = f"{run_once(impl, path, int(w), int(h), int(q)):.1f}"
+            elif cmd == "size":
+                impl, path, w, h, q = args
+                answer = str(output_size(impl, path, int(w), int(h), int(q)))
             elif cmd == "loop":
                 impl, path, count = args
                 answer = f"{loop(impl, path, int(count)):.3f}"

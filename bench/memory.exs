@@ -1,10 +1,17 @@
-# Peak RSS growth per in-flight 12 MP thumbnail; run by bench/run.exs in a fresh VM
-# per level: `MIX_ENV=prod mix run bench/memory.exs IN_FLIGHT`. Then what stays
-# resident after one image near the pixel budget (a 7000x7000 result, 49 MP) has been
-# made and released: `retained_after_near_budget_mb`.
-[in_flight] = Enum.map(System.argv(), &String.to_integer/1)
+# Peak RSS growth per in-flight thumbnail of one bench image; run by bench/run.exs in
+# a fresh VM per case and level:
+# `MIX_ENV=prod mix run bench/memory.exs IN_FLIGHT [FILE]` (FILE under ../shared,
+# default the 12 MP JPEG). Then what stays resident after one image near the pixel
+# budget (a 7000x7000 result, 49 MP) has been made and released:
+# `retained_after_near_budget_mb`.
+{in_flight, file} =
+  case System.argv() do
+    [n] -> {String.to_integer(n), "bench-images/photo_12mp.jpg"}
+    [n, file] -> {String.to_integer(n), file}
+  end
+
 shared = Path.expand("../../shared", __DIR__)
-bytes = File.read!(Path.join(shared, "bench-images/photo_12mp.jpg"))
+bytes = File.read!(Path.join(shared, file))
 small = File.read!(Path.join(shared, "bench-images/real_rocket_640x427.jpg"))
 
 rss_kb = fn ->
