@@ -15,7 +15,7 @@ from mirage.codec import EncodeOptions, Frames
 from mirage.errors import MirageError
 from mirage.image import thumbnail, to_bytes
 from tests.conftest import bench_bytes, encode, gradient, mean_abs_diff, open_bytes
-from tests.test_imaging import FILTER_MAD, reference
+from tests.test_thumbnail import FILTER_MAD, reference
 
 
 def photo(size: tuple[int, int]) -> PILImage.Image:
