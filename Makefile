@@ -97,7 +97,7 @@ format: setup
 
 # Benchmarks: baselines (pyvips with its bundled libvips, ImageMagick) are installed
 # here, not for tests. RUNS=3 repeats the suite and reports each target's median.
-# Results and how to read them: README, "Benchmarks".
+# Results and how to read them: docs/benchmarks.md.
 RUNS ?= 1
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
