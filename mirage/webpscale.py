@@ -5,7 +5,7 @@ RGBA, then to RGB). libwebp itself can scale while it decodes, row by row, so th
 full-size picture never exists, and can filter on a second thread; libvips loads
 WebP thumbnails this way. Pillow does not expose those options, so this module calls
 ``WebPDecode`` with ctypes on the very library Pillow's ``_webp`` module is linked
-against (found in ``/proc/self/maps``: bundled or system, it is the one in use).
+against (bundled or system, it is the one in use).
 
 Only still, opaque images take this path, and only when libwebp is found and speaks
 the decoder ABI declared below; anything else, and any decoding failure, returns
@@ -110,13 +110,28 @@ def _library() -> ctypes.CDLL | None:
 
 def _find() -> ctypes.CDLL | None:
     try:
-        from PIL import _webp  # noqa: F401 - loads the libwebp Pillow uses
-
+        from PIL import _webp
+    except ImportError:
+        return None
+    # The extension's own handle first: a symbol lookup through it searches the
+    # libraries it was linked against. /proc/self/maps names the libwebp file in
+    # use where that fails (and not at all when the file was replaced meanwhile).
+    candidates = [getattr(_webp, "__file__", None)]
+    try:
         with open("/proc/self/maps") as maps:
-            paths = set(re.findall(r"(/\S*/libwebp[-.][^/\s]*)$", maps.read(), re.MULTILINE))
-        if len(paths) != 1:
-            return None
-        lib = ctypes.CDLL(paths.pop())
+            found = re.findall(r"(/\S*/libwebp[-.][^/\s]*)$", maps.read(), re.MULTILINE)
+        candidates += sorted(set(found))
+    except OSError:
+        pass
+    for path in candidates:
+        if path is not None and (lib := _usable(path)) is not None:
+            return lib
+    return None
+
+
+def _usable(path: str) -> ctypes.CDLL | None:
+    try:
+        lib = ctypes.CDLL(path)
         lib.WebPGetDecoderVersion.restype = c_int
         if lib.WebPGetDecoderVersion() < _MIN_VERSION:
             return None
@@ -127,7 +142,7 @@ def _find() -> ctypes.CDLL | None:
         if not lib.WebPInitDecoderConfigInternal(ctypes.byref(config), _ABI):
             return None
         return lib
-    except (ImportError, OSError, AttributeError):
+    except (OSError, AttributeError):
         return None
 
 
