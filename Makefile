@@ -106,6 +106,8 @@ bench: setup
 	rm -f bench/results/run-*.etf
 	for run in $$(seq $(RUNS)); do MIX_ENV=prod mix run bench/run.exs || exit 1; done
 	MIX_ENV=prod mix run bench/summary.exs
+	# The node transport's figures (its own script: it makes the VM distributed).
+	MIX_ENV=prod mix run bench/node.exs
 
 clean:
 	mix clean
