@@ -78,8 +78,9 @@ class Connection:
         self.deliver = deliver
         self.net_ticktime = net_ticktime
         self.max_packet = max_packet
-        #: Every pid that made a request here: their images go when the connection does.
-        self.owners: set[Pid] = set()
+        #: The pids holding images made by their calls on this connection, with those
+        #: images' handles: released when the connection goes.
+        self.owners: dict[Pid, set[int]] = {}
         self.closed = False
         self._last_sent = self._last_received = time.monotonic()
 

@@ -30,6 +30,7 @@ from mirage.errors import Overloaded
 from mirage.etf import Atom, Pid
 from mirage.node.backend import INTERNAL_ERROR, Backend
 from mirage.node.connection import Connection, Parts, send_packet
+from mirage.server import OK
 
 log = logging.getLogger("mirage.node")
 
@@ -90,6 +91,10 @@ class RequestServer:
         #: Calls queued or running at most (0: no limit).
         self.max_queue = max_queue
         self.in_flight = 0
+        # Images held for callers, so that each connection knows only the pids that
+        # still hold something: handle -> (connection it was made on, owner).
+        self._made: dict[int, tuple[Connection, Pid]] = {}
+        self._holding: set[Connection] = set()
 
     def deliver(self, conn: Connection, sender: Pid, name: Atom, data: bytes) -> None:
         """A message sent to one of the :data:`SERVED` names (event loop thread)."""
@@ -137,12 +142,11 @@ class RequestServer:
         if self.max_queue and self.in_flight >= self.max_queue:
             conn.write(send_packet(caller, (tag, OVERLOADED)))
             return
-        conn.owners.add(caller)
         self.in_flight += 1
         future = self.pool.submit(self._work, caller, tag, *parsed)
         loop = asyncio.get_running_loop()
 
-        def finished(done: Future[Parts]) -> None:
+        def finished(done: Future[tuple[Parts, int | None]]) -> None:
             try:
                 loop.call_soon_threadsafe(self._done, conn, caller, tag, done)
             except RuntimeError:
@@ -150,16 +154,20 @@ class RequestServer:
 
         future.add_done_callback(finished)
 
-    def _work(self, caller: Pid, tag: object, op: Any, source: object, args: Any) -> Parts:
+    def _work(
+        self, caller: Pid, tag: object, op: Any, source: object, args: Any
+    ) -> tuple[Parts, int | None]:
         # Pool thread: the work and the reply's encoding both stay off the loop.
         reply = self.backend.call(op, source, args, caller)
         try:
-            return send_packet(caller, (tag, reply))
+            return send_packet(caller, (tag, reply)), _held_handle(reply)
         except etf.EncodeError:
             log.exception("reply to %s for %s is not encodable", caller, op)
-            return send_packet(caller, (tag, INTERNAL_ERROR))
+            return send_packet(caller, (tag, INTERNAL_ERROR)), _held_handle(reply)
 
-    def _done(self, conn: Connection, caller: Pid, tag: object, done: Future[Parts]) -> None:
+    def _done(
+        self, conn: Connection, caller: Pid, tag: object, done: Future[tuple[Parts, int | None]]
+    ) -> None:
         self.in_flight -= 1
         if done.cancelled():
             return
@@ -167,28 +175,64 @@ class RequestServer:
         if error is not None:
             log.error("request from %s failed", caller, exc_info=error)
             conn.write(send_packet(caller, (tag, INTERNAL_ERROR)))
-        elif conn.closed:
+            return
+        packet, handle = done.result()
+        if conn.closed:
             # The peer left while this ran: nobody can release what it made.
             self.backend.release_owner(caller)
-        else:
-            conn.write(done.result())
+            self._drop_owner(caller)
+            return
+        if handle is not None:
+            conn.owners.setdefault(caller, set()).add(handle)
+            self._made[handle] = (conn, caller)
+            self._holding.add(conn)
+        conn.write(packet)
 
     def _cast(self, request: object) -> bool:
         if _tuple(request, 2) and request[0] == RELEASE and isinstance(request[1], list):
             for handle in request[1]:
                 if type(handle) is int:
                     self.backend.release(handle)
+                    self._forget(handle)
             return True
         if _tuple(request, 2) and request[0] == RELEASE_OWNER and isinstance(request[1], Pid):
             self.backend.release_owner(request[1])
+            self._drop_owner(request[1])
             return True
         return False
 
+    def _forget(self, handle: int) -> None:
+        # An owner whose last image goes is forgotten: a connection remembers only
+        # the pids that hold something, not every pid that ever made a call.
+        entry = self._made.pop(handle, None)
+        if entry is None:
+            return
+        conn, owner = entry
+        handles = conn.owners.get(owner)
+        if handles is not None:
+            handles.discard(handle)
+            if not handles:
+                del conn.owners[owner]
+
+    def _drop_owner(self, owner: Pid) -> None:
+        for conn in self._holding:
+            for handle in conn.owners.pop(owner, ()):
+                self._made.pop(handle, None)
+
     def connection_lost(self, conn: Connection) -> None:
-        """Release the images of every pid that made requests on ``conn``."""
-        for owner in conn.owners:
+        """Release the images of every pid that holds images made on ``conn``."""
+        for owner in list(conn.owners):
             self.backend.release_owner(owner)
+            self._drop_owner(owner)
         conn.owners.clear()
+        self._holding.discard(conn)
+
+
+def _held_handle(reply: object) -> int | None:
+    """The handle of the image an ``{:ok, _, {handle, _, _, _}, _}`` reply holds, if any."""
+    if _tuple(reply, 4) and reply[0] == OK and _tuple(reply[2], 4) and type(reply[2][0]) is int:
+        return int(reply[2][0])
+    return None
 
 
 def _short(term: object) -> str:

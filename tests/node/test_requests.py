@@ -33,11 +33,11 @@ LIMITS = {Atom("max_pixels"): 10**8, Atom("allowed_formats"): [Atom("png"), Atom
 PNG = encode(gradient((20, 10)), "PNG")
 
 
-@dataclass
+@dataclass(eq=False)
 class FakeConnection:
     """What RequestServer uses of a Connection: decoded SENDs in ``sent``."""
 
-    owners: set[Pid] = field(default_factory=set)
+    owners: dict[Pid, set[int]] = field(default_factory=dict)
     closed: bool = False
     sent: list[tuple[Pid, Any]] = field(default_factory=list)
 
@@ -63,12 +63,20 @@ async def settled(server: RequestServer) -> None:
         await asyncio.sleep(0.01)
 
 
-def serve(messages: list[bytes], conn: FakeConnection, backend: ServerBackend) -> None:
-    """Deliver ``messages`` to a RequestServer and wait for every reply."""
+def serve(
+    messages: list[bytes],
+    conn: FakeConnection,
+    backend: ServerBackend,
+    server: RequestServer | None = None,
+) -> None:
+    """Deliver ``messages`` to a RequestServer (a new one by default), wait for every reply."""
 
     async def run() -> None:
         with ThreadPoolExecutor(2) as pool:
-            server = RequestServer(backend, pool)
+            nonlocal server
+            if server is None:
+                server = RequestServer(backend, pool)
+            server.pool = pool
             for data in messages:
                 server.deliver(conn, CALLER, MIRAGE, data)  # type: ignore[arg-type]
             await settled(server)
@@ -89,7 +97,7 @@ def test_call_is_answered_with_the_tag_as_given() -> None:
 def test_images_belong_to_the_caller_and_go_with_it() -> None:
     conn, backend = FakeConnection(), ServerBackend()
     serve([gen_call(call("from_bytes", PNG)), gen_call(call("from_bytes", PNG))], conn, backend)
-    assert backend.service.live_handles() == 2 and conn.owners == {CALLER}
+    assert backend.service.live_handles() == 2 and set(conn.owners) == {CALLER}
     handle = conn.sent[0][1][1][2][0]
     serve([etf.encode((GEN_CAST, (Atom("release"), [handle, 999, Atom("x")])))], conn, backend)
     assert backend.service.live_handles() == 1
@@ -97,6 +105,28 @@ def test_images_belong_to_the_caller_and_go_with_it() -> None:
     assert backend.service.live_handles() == 1
     serve([etf.encode((GEN_CAST, (Atom("release_owner"), CALLER)))], conn, backend)
     assert backend.service.live_handles() == 0
+
+
+def test_a_connection_remembers_only_the_pids_that_hold_images() -> None:
+    # Many short-lived callers: none stays in the connection's owners once its
+    # images are released, and calls that hold nothing never enter it.
+    conn, backend = FakeConnection(), ServerBackend()
+    with ThreadPoolExecutor(1) as unused:  # serve() gives it a pool of its own
+        server = RequestServer(backend, unused)
+    callers = [Pid(Atom("erl@host"), 100 + n, 0, 3) for n in range(5)]
+    made = [gen_call(call("from_bytes", PNG), caller=c) for c in callers]
+    serve([*made, gen_call(call("info", PNG), caller=OTHER)], conn, backend, server)
+    assert set(conn.owners) == set(callers) and backend.service.live_handles() == 5
+    handles = {to: reply[2][0] for to, (_tag, reply) in conn.sent if reply[2] is not None}
+    serve(
+        [etf.encode((GEN_CAST, (Atom("release"), [handles[c]]))) for c in callers[:4]],
+        conn,
+        backend,
+        server,
+    )
+    assert set(conn.owners) == {callers[4]} and backend.service.live_handles() == 1
+    serve([etf.encode((GEN_CAST, (Atom("release_owner"), callers[4])))], conn, backend, server)
+    assert conn.owners == {} and backend.service.live_handles() == 0
 
 
 def test_connection_lost_releases_its_owners_images() -> None:

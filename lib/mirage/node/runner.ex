@@ -4,10 +4,10 @@ defmodule Mirage.Node.Runner do
   #
   # Why a process between the caller and the worker: a late answer (after the
   # caller's deadline) arrives here and is dropped (an image in it released), never
-  # in the caller's mailbox. Why reused: the worker registers what a call makes under
-  # the pid that sent it and remembers each such pid for the connection's life, so
-  # the pids it sees must stay a bounded set (at most the peak of concurrent calls),
-  # not one per call. Who really owns an image is kept by the pool.
+  # in the caller's mailbox. Why reused: no process to start per call, and the worker
+  # registers what a call makes under the pid that sent it, so the pids holding
+  # images there stay a small set (at most the peak of concurrent calls). Who really
+  # owns an image is kept by the pool.
 
   alias Mirage.Node.Pool
   require Logger

@@ -74,9 +74,8 @@ defmodule Mirage.NodeTest do
         assert {:ok, nil, nil, %{read: _}} = Task.await(Task.async(fn -> call(:formats, nil) end))
       end
 
-      # The pool's links: its supervisor, the workers' ports and its runners. The
-      # worker remembers each sender pid for the connection's life, so this stays
-      # at the peak of concurrent calls (two in these tests), not one per call.
+      # The pool's links: its supervisor, the workers' ports and its runners, which
+      # stay at the peak of concurrent calls (two in these tests), not one per call.
       {:links, links} = Process.info(Process.whereis(@pool), :links)
       assert (Enum.count(links, &is_pid/1) - 1) in 1..3
     end
