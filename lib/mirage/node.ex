@@ -92,32 +92,9 @@ defmodule Mirage.Node do
   @spec ensure_started() :: pid()
   def ensure_started do
     case Process.whereis(Pool) do
-      nil -> start_child()
+      nil -> Mirage.Transport.start_child(Pool)
       pid -> pid
     end
-  end
-
-  defp start_child do
-    case Supervisor.start_child(Mirage.Supervisor, Pool) do
-      {:ok, pid} ->
-        pid
-
-      {:error, {:already_started, pid}} ->
-        pid
-
-      {:error, :already_present} ->
-        case Supervisor.restart_child(Mirage.Supervisor, Pool) do
-          {:ok, pid} -> pid
-          {:error, :running} -> Process.whereis(Pool)
-          {:error, reason} -> raise "Mirage.Node.Pool could not be started: #{inspect(reason)}"
-        end
-
-      {:error, reason} ->
-        raise "Mirage.Node.Pool could not be started: #{inspect(reason)}"
-    end
-  catch
-    :exit, {:noproc, _} ->
-      raise "Mirage's supervisor is not running: start the :mirage application first"
   end
 
   @doc """

@@ -117,6 +117,33 @@ defmodule Mirage.Transport do
   @spec transports() :: %{name() => module()}
   def transports, do: @transports
 
+  @doc false
+  # A transport's pool (a child spec module), started under Mirage's supervisor
+  # on first use: its pid, whether it was started here or already runs.
+  @spec start_child(module()) :: pid()
+  def start_child(pool) do
+    case Supervisor.start_child(Mirage.Supervisor, pool) do
+      {:ok, pid} ->
+        pid
+
+      {:error, {:already_started, pid}} ->
+        pid
+
+      {:error, :already_present} ->
+        case Supervisor.restart_child(Mirage.Supervisor, pool) do
+          {:ok, pid} -> pid
+          {:error, :running} -> Process.whereis(pool)
+          {:error, reason} -> raise "#{inspect(pool)} could not be started: #{inspect(reason)}"
+        end
+
+      {:error, reason} ->
+        raise "#{inspect(pool)} could not be started: #{inspect(reason)}"
+    end
+  catch
+    :exit, {:noproc, _} ->
+      raise "Mirage's supervisor is not running: start the :mirage application first"
+  end
+
   @doc "The configured transport's module (`config :mirage, transport:`, default `:nif`)."
   @spec configured() :: module()
   def configured do
