@@ -1,6 +1,7 @@
 defmodule Mirage.Node.VMTest do
   # The node transport in child VMs: one without a node name (this one is
-  # distributed), and one killed with its workers running.
+  # distributed), one killed with its workers running, and one with a short
+  # net_ticktime calling a job that outlasts it.
   use ExUnit.Case, async: true
 
   @script """
@@ -63,6 +64,86 @@ defmodule Mirage.Node.VMTest do
     assert alive?(worker) and alive?(vm)
     System.cmd("kill", ["-KILL", Integer.to_string(vm)])
     assert Enum.any?(1..100, fn _ -> Process.sleep(50) || not alive?(worker) end)
+  end
+
+  # The child VM drops a peer it hears nothing from for about 2 s; the worker's job
+  # spins for 6 s holding the GIL (tests/node/slow_node.py). The connection holds
+  # only if the worker answers ticks while the job runs.
+  @ticking ~S"""
+  worker = String.to_atom(System.fetch_env!("MIRAGE_TICK_WORKER"))
+  {:ok, _} = Application.ensure_all_started(:mirage)
+  {:ok, _} = Mirage.Node.Pool.start_link(name: :tick_pool, nodes: [worker])
+
+  Enum.find(1..400, fn _ ->
+    Process.sleep(50)
+    match?([%{connected: true}], Mirage.Node.workers(:tick_pool))
+  end)
+
+  :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+  {_, args} = Mirage.Options.validate!([timeout: 60_000], [], "tick")
+  t0 = System.monotonic_time(:millisecond)
+  reply = Mirage.Node.call(:tick_pool, :formats, nil, Map.put(args, :busy_ms, 6_000))
+  took = System.monotonic_time(:millisecond) - t0
+  down = receive do: ({:nodedown, node, _} -> node), after: (0 -> :none)
+  hidden = worker in Node.list(:hidden)
+  IO.puts("ticktime #{:net_kernel.get_net_ticktime()} reply #{elem(reply, 0)}")
+  IO.puts("long #{took >= 6_000} down #{down} hidden #{hidden}")
+  """
+
+  @tag :node
+  if reason = Mirage.ConformanceCase.unavailable(:node), do: @tag(skip: reason)
+
+  test "a job longer than a short net_ticktime keeps the connection (child VM, ticktime 2)" do
+    ebin = :mirage |> :code.lib_dir() |> Path.join("ebin")
+    {:ok, python} = Mirage.Python.interpreter()
+    worker = "vmtick_#{System.pid()}@127.0.0.1"
+    cookie = "tick_#{System.unique_integer([:positive])}"
+
+    # tests.node.slow_node is mirage.node with a formats/1 that can be made slow.
+    port =
+      Port.open({:spawn_executable, python.python}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        {:line, 4096},
+        args:
+          ["-m", "tests.node.slow_node", "--name", worker, "--address", "127.0.0.1"] ++
+            ["--net-ticktime", "2", "--jobs", "2"],
+        env: [
+          {~c"PYTHONPATH", String.to_charlist(File.cwd!())},
+          {~c"MIRAGE_COOKIE", ~c"#{cookie}"}
+        ]
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+
+    try do
+      wait_ready(port)
+
+      {output, 0} =
+        System.cmd(
+          "elixir",
+          ["--name", "vmtick_vm_#{System.pid()}@127.0.0.1", "--cookie", cookie] ++
+            ["--erl", "-kernel net_ticktime 2", "-pa", ebin, "-e", @ticking],
+          env: [{"MIRAGE_TICK_WORKER", worker}],
+          stderr_to_stdout: true
+        )
+
+      assert output =~ "ticktime 2 reply ok"
+      assert output =~ "long true down none hidden true"
+    after
+      Mirage.Node.Worker.kill(os_pid)
+    end
+  end
+
+  defp wait_ready(port) do
+    receive do
+      {^port, {:data, {:eol, "mirage.node ready " <> _}}} -> :ok
+      {^port, {:data, _}} -> wait_ready(port)
+      {^port, {:exit_status, status}} -> flunk("the worker exited with #{status}")
+    after
+      30_000 -> flunk("the worker did not start")
+    end
   end
 
   defp read_pids(port) do
