@@ -17,7 +17,9 @@ defmodule Mirage.Node do
         max_handles: 10_000    # held images each spawned worker keeps at most
 
   A call's deadline is its `timeout:` option, whose default is the one every
-  transport shares: `config :mirage, timeout: ms` (30 s unless set).
+  transport shares: `config :mirage, timeout: ms` (30 s unless set). A `timeout:`
+  (or any unknown key) in `config :mirage, :node` raises `ArgumentError` when the
+  pool starts.
 
   The pool (`Mirage.Node.Pool`) starts under Mirage's supervisor when the
   application starts with `config :mirage, transport: :node`, else on the first call

@@ -61,11 +61,18 @@ defmodule Mirage.Node.Pool do
     GenServer.start_link(__MODULE__, Keyword.put(opts, :name, name), name: name)
   end
 
-  @doc "The pool's settings: `config :mirage, :node` merged over the defaults, then `opts`."
+  @keys [:nodes, :spawn, :cookie, :max_in_flight, :queue, :jobs, :max_handles]
+
+  @doc """
+  The pool's settings: `config :mirage, :node` merged over the defaults, then `opts`.
+  An unknown key in the config raises `ArgumentError` rather than being ignored.
+  """
   @spec config(keyword()) :: keyword()
   def config(opts \\ []) do
+    env = Application.get_env(:mirage, :node, [])
+    Enum.each(env, fn {key, _} -> unless key in @keys, do: unknown!(key) end)
     defaults = [nodes: [], spawn: 0, max_in_flight: 64, queue: 1_000]
-    config = Keyword.merge(defaults, Application.get_env(:mirage, :node, []))
+    config = Keyword.merge(defaults, env)
     config = Keyword.merge(config, opts)
 
     unless is_list(config[:nodes]) and Enum.all?(config[:nodes], &node_name?/1),
@@ -92,6 +99,19 @@ defmodule Mirage.Node.Pool do
     do: Regex.match?(~r/\A[A-Za-z0-9_-]+@[A-Za-z0-9_.-]+\z/, Atom.to_string(name))
 
   defp node_name?(_), do: false
+
+  # A deadline is not the pool's: every transport takes it from the call's
+  # `timeout:` option, whose default is `config :mirage, timeout: ms`.
+  defp unknown!(:timeout) do
+    raise ArgumentError,
+          "config :mirage, :node, timeout: a call's deadline is its timeout: option, " <>
+            "whose default is config :mirage, timeout: ms (the same for every transport)"
+  end
+
+  defp unknown!(key) do
+    raise ArgumentError,
+          "config :mirage, :node: unknown key #{inspect(key)}; expected one of #{inspect(@keys)}"
+  end
 
   defp invalid!(key, value, expected) do
     raise ArgumentError,

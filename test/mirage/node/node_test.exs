@@ -139,6 +139,27 @@ defmodule Mirage.NodeTest do
     end
   end
 
+  describe "config" do
+    test "an unknown key in config :mirage, :node raises, a timeout pointing to the shared one" do
+      saved = Application.get_env(:mirage, :node)
+
+      try do
+        Application.put_env(:mirage, :node, spawn: 1, timeout: 5_000)
+        error = assert_raise ArgumentError, fn -> Pool.config() end
+        assert error.message =~ "config :mirage, timeout: ms"
+        Application.put_env(:mirage, :node, spwan: 1)
+        error = assert_raise ArgumentError, fn -> Pool.config() end
+        assert error.message =~ "unknown key :spwan"
+        Application.put_env(:mirage, :node, spawn: 1, jobs: 2)
+        assert Pool.config(name: :x)[:jobs] == 2
+      after
+        if saved,
+          do: Application.put_env(:mirage, :node, saved),
+          else: Application.delete_env(:mirage, :node)
+      end
+    end
+  end
+
   describe "backpressure" do
     test "calls beyond max_in_flight wait in the pool; beyond queue they are :overloaded",
          %{big: big} do
