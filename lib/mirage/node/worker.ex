@@ -44,7 +44,7 @@ defmodule Mirage.Node.Worker do
       args =
         ["-c", @wrapper, python.python, "-m", "mirage.node"] ++
           ["--name", Atom.to_string(name), "--cookie-file", cookie_file, "--address", address] ++
-          ["--net-ticktime", Integer.to_string(:net_kernel.get_net_ticktime())] ++
+          ["--net-ticktime", Integer.to_string(net_ticktime())] ++
           optional(config, :jobs, "--jobs") ++ optional(config, :max_handles, "--max-handles")
 
       port =
@@ -62,6 +62,16 @@ defmodule Mirage.Node.Worker do
     end
   rescue
     error in ErlangError -> {:error, "cannot start the worker: #{Exception.message(error)}"}
+  end
+
+  # During a change of net_ticktime (net_kernel:set_net_ticktime/2) the VM answers
+  # the time it is changing to, which is what a new worker should use.
+  defp net_ticktime do
+    case :net_kernel.get_net_ticktime() do
+      {:ongoing_change_to, seconds} -> seconds
+      seconds when is_integer(seconds) -> seconds
+      :ignored -> 60
+    end
   end
 
   defp optional(config, key, flag) do
