@@ -109,11 +109,17 @@ defmodule Mirage.NodeTest do
           Enum.find(wait_connected(2), &(&1.node == victim.node and &1.os_pid != victim.os_pid))
         end)
 
+      # Idle workers are picked by fewest calls served, and `served` counts over
+      # restarts: the other worker may first take as many calls as the victim is
+      # ahead by (earlier tests), then the victim gets one.
       served = back.served
-      for _ <- 1..4, do: assert({:ok, nil, nil, %{read: _}} = call(:formats, nil))
-      workers = Map.new(Mirage.Node.workers(@pool), &{&1.node, &1})
-      assert workers[victim.node].served > served
-      assert workers[other.node].connected
+
+      assert Enum.any?(1..100, fn _ ->
+               assert {:ok, nil, nil, %{read: _}} = call(:formats, nil)
+               Enum.find(Mirage.Node.workers(@pool), &(&1.node == victim.node)).served > served
+             end)
+
+      assert Enum.find(Mirage.Node.workers(@pool), &(&1.node == other.node)).connected
     end
 
     test "takes its held images with it: they answer :worker_crashed, release is :ok" do
