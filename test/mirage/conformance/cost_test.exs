@@ -2,6 +2,8 @@ defmodule Mirage.Conformance.CostTest do
   # Bounded cost and deadlines through the public API, once per transport (the Python
   # core's own tests are tests/test_cost.py).
   use Mirage.ConformanceCase
+  import ExUnit.CaptureLog
+  require Logger
 
   conformance async: true do
     @sample File.read!("samples/rocket.jpg")
@@ -23,6 +25,36 @@ defmodule Mirage.Conformance.CostTest do
 
       assert {:ok, _bytes, %Mirage{width: 10}} =
                Mirage.thumbnail(@extent_gif, 10, 10, frames: :first)
+    end
+
+    # @sample with `n` EXIF entries (tags 40000 and up) whose data lies past the end of
+    # the file: Pillow warns once per entry while reading the orientation.
+    defp with_bad_exif(n) do
+      <<0xFF, 0xD8, rest::binary>> = @sample
+
+      entries =
+        for tag <- 40_000..(40_000 + n - 1),
+            into: <<>>,
+            do: <<tag::little-16, 2::little-16, 1_000_000::little-32, 0x7FFF0000::little-32>>
+
+      exif = "Exif\0\0" <> "II*\0" <> <<8::little-32, n::little-16>> <> entries <> <<0::32>>
+      <<0xFF, 0xD8, 0xFF, 0xE1, byte_size(exif) + 2::16>> <> exif <> rest
+    end
+
+    test "a call's warning flood logs its first 20 lines and a count of the rest" do
+      bytes = with_bad_exif(1234)
+
+      log =
+        capture_log(fn ->
+          assert {:ok, %{format: :jpg}} = Mirage.info(bytes)
+          # The NIF's lines pass through the forwarder; a port's precede its reply.
+          :sys.get_state(Mirage.LogForwarder)
+          Logger.flush()
+        end)
+
+      # Other tests log meanwhile: count this call's lines by their tags.
+      assert log |> String.split("\n") |> Enum.count(&(&1 =~ ~r/Skipping tag 4\d{4}$/)) == 20
+      assert log =~ "1214 more lines of output from this call suppressed"
     end
 
     test "every function takes timeout: as a number of milliseconds or :infinity" do
