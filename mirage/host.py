@@ -6,7 +6,9 @@ transport calls :func:`setup`, once, before serving requests.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -59,3 +61,73 @@ def setup(sink: output.Sink) -> Setup:
     warnings.filterwarnings("always", category=UserWarning)
     memory.configure()
     return before
+
+
+#: Written to a captured descriptor as each call ends: the lines before it were
+#: written during or before that call. NULs cannot come from a C format string.
+CALL_END = b"\x00mirage: a call ended\x00"
+# Longer runs of output without a newline go out as lines of their own.
+MAX_LINE = 64 * 1024
+
+
+def capture_fd(fd: int, level: int, sink: output.Sink) -> None:
+    """Make ``fd`` (1 or 2) a pipe whose lines go to ``sink`` at ``level``.
+
+    For a process serving the VM from outside it (the port program, the node): C
+    libraries under Pillow (libtiff: "WEBP compression support is not configured")
+    write straight to file descriptors 1 and 2, where nobody reads them, or where the
+    port's or node's own protocol runs. A daemon thread reads the pipe. Such lines
+    belong to no call, so they are capped between call ends instead: at most
+    :data:`mirage.output.MAX_LINES_PER_CALL` lines, the rest counted and reported as
+    one line when the next call ends (a :data:`CALL_END` mark in the pipe tells).
+    Whatever writes to ``fd`` afterwards (``sys.stderr`` included) goes the same way,
+    so ``sink`` itself must write elsewhere (a copy of the descriptor made first).
+    """
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, fd)
+    os.close(write_end)
+    mark = CALL_END + b"\n"
+    output.on_call_end(lambda: _write_mark(fd, mark))
+    threading.Thread(
+        target=_pump, args=(read_end, level, sink), name=f"mirage-fd{fd}", daemon=True
+    ).start()
+
+
+def _write_mark(fd: int, mark: bytes) -> None:
+    try:
+        os.write(fd, mark)
+    except OSError:  # the descriptor was closed or replaced: nothing to cap
+        pass
+
+
+def _pump(read_end: int, level: int, sink: output.Sink) -> None:
+    lines = 0
+    suppressed = 0
+    with open(read_end, "rb", buffering=0) as pipe:
+        pending = b""
+        while chunk := pipe.read(65536):
+            *complete, pending = (pending + chunk).split(b"\n")
+            if len(pending) > MAX_LINE:  # output without newlines: pass it on
+                complete.append(pending)
+                pending = b""
+            for line in complete:
+                ended = line.endswith(CALL_END)
+                if ended:  # a line the mark cut short keeps its start
+                    line = line[: -len(CALL_END)]
+                if line or not ended:
+                    if lines < output.MAX_LINES_PER_CALL:
+                        lines += 1
+                        sink(level, line.decode("utf-8", "replace"))
+                    else:
+                        suppressed += 1
+                if ended:
+                    if suppressed:
+                        sink(output.WARNING, _suppressed_line(suppressed))
+                    lines = suppressed = 0
+
+
+def _suppressed_line(count: int) -> str:
+    return (
+        f"{count} more lines written to the output by C code suppressed "
+        f"(the first {output.MAX_LINES_PER_CALL} are above)"
+    )

@@ -45,6 +45,19 @@ class _CallLog:
 _call: ContextVar[_CallLog | None] = ContextVar("mirage_call_log", default=None)
 # The sink install() routed output to: one_call() reports suppressed lines there.
 _installed: Sink | None = None
+# Run as each call ends: output no call owns (mirage.host.capture_fd) is capped
+# between call ends. Empty unless a transport captured a file descriptor.
+_call_end_hooks: list[Callable[[], None]] = []
+
+
+def on_call_end(hook: Callable[[], None]) -> None:
+    """Run ``hook`` (cheap, never raising) whenever a :class:`one_call` block ends."""
+    _call_end_hooks.append(hook)
+
+
+def forget_call_end_hooks() -> None:
+    """Undo every :func:`on_call_end` (for tests)."""
+    _call_end_hooks.clear()
 
 
 def _admitted() -> bool:
@@ -80,6 +93,8 @@ class one_call:
 
     def __exit__(self, *exc: object) -> None:
         _call.reset(self._token)
+        for hook in _call_end_hooks:
+            hook()
         suppressed = self._call.suppressed
         if suppressed and self._sink is not None:
             self._sink(

@@ -12,7 +12,8 @@ descriptor 3 and leave on 4:
 - ``{:release, [handle]}`` and ``{:release_owner, owner}``: no reply.
 - ``{:log, level, line}`` from the program at any time: level 0..3 (debug, info,
   warning, error), ``line`` a binary. Python's stdout, stderr, warnings and logging,
-  and whatever C code writes to file descriptors 1 and 2, arrive this way.
+  and whatever C code writes to file descriptors 1 and 2, arrive this way (the last
+  capped between call ends: ``mirage.host.capture_fd``).
 
 A reader thread owns the input and ends the process as soon as it ends (the VM closed
 the port, exited or was killed), even in the middle of a request. A request with an
@@ -62,8 +63,6 @@ _RELEASE_OWNER = Atom("release_owner")
 _LIVE_HANDLES = Atom("live_handles")
 _OK = Atom("ok")
 _INTERNAL_ERROR = (Atom("error"), Atom("internal_error"))
-# Longer runs of output without a newline go out as lines of their own.
-_MAX_LINE = 64 * 1024
 # Small stacks for the helper threads: the address-space cap counts every stack.
 _THREAD_STACK = 256 * 1024
 
@@ -166,26 +165,6 @@ def _read_frames(reader: FrameReader, frames: queue.SimpleQueue[bytes]) -> None:
     os._exit(0)
 
 
-def _capture_fd(fd: int, level: int, port: Port) -> None:
-    """Make ``fd`` (1 or 2) a pipe whose lines become log frames, read by a thread."""
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, fd)
-    os.close(write_end)
-
-    def pump() -> None:
-        with open(read_end, "rb", buffering=0) as lines:
-            pending = b""
-            while chunk := lines.read(65536):
-                *complete, pending = (pending + chunk).split(b"\n")
-                if len(pending) > _MAX_LINE:  # output without newlines: pass it on
-                    complete.append(pending)
-                    pending = b""
-                for line in complete:
-                    port.log(level, line.decode("utf-8", "replace"))
-
-    threading.Thread(target=pump, name=f"mirage-fd{fd}", daemon=True).start()
-
-
 def _options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m mirage.port", description=__doc__)
     parser.add_argument("--max-memory", type=int, metavar="BYTES", help="RLIMIT_AS cap")
@@ -209,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # threads the request path may start get the default again.
     default_stack = threading.stack_size(_THREAD_STACK)
     try:
-        _capture_fd(1, output.INFO, port)
-        _capture_fd(2, output.ERROR, port)
+        host.capture_fd(1, output.INFO, port.log)
+        host.capture_fd(2, output.ERROR, port.log)
         threading.Thread(
             target=_read_frames, args=(reader, frames), name="mirage-reader", daemon=True
         ).start()

@@ -68,16 +68,18 @@ class Registry(Generic[T]):
 
     def release_owner(self, owner: Hashable) -> int:
         """Drop every handle held for ``owner``; return how many there were."""
+        return len(self.take_owner(owner))
+
+    def take_owner(self, owner: Hashable) -> list[T]:
+        """Drop every handle held for ``owner``; return the objects they held."""
         with self._lock:
             handles = self._owned.pop(owner, set())
-            for handle in handles:
-                self._drop(handle)
-        return len(handles)
+            return [obj for handle in handles if (obj := self._drop(handle)) is not None]
 
-    def _drop(self, handle: int) -> None:
+    def _drop(self, handle: int) -> T | None:
         entry = self._entries.pop(handle, None)
         if entry is None:
-            return
+            return None
         self._bytes -= entry.size
         if entry.owner is not None:
             owned = self._owned.get(entry.owner)
@@ -85,6 +87,7 @@ class Registry(Generic[T]):
                 owned.discard(handle)
                 if not owned:
                     del self._owned[entry.owner]
+        return entry.obj
 
     def full(self) -> bool:
         """Whether no further object can be added (a cap is already reached)."""

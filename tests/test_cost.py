@@ -3,6 +3,7 @@ limits checked before Pillow parses, header reads that do not walk the whole fil
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import struct
@@ -89,6 +90,30 @@ def test_the_canvas_never_shrinks_for_later_frames() -> None:
     with pytest.raises(TooManyPixels):
         thumbnail(data, 16, 16, max_pixels=3 * 64_000)
     assert thumbnail(data, 16, 16, max_pixels=4096 + 3 * 64_000)[1].frames == 4
+
+
+# Found by the atheris run (hard-tools): a 10x10 GIF whose second frame declares a
+# 60637x2815 extent. Pillow would enlarge the canvas to 170 MP and decode it (seconds of
+# work before failing); the survey charges that frame first and refuses at once.
+FUZZ_EXTENT_GIF = base64.b64decode(
+    "R0lGODlhCgAKAPAAAAAAAAAAACH5BABkAAAAIf8LTkVUU0NBUEUyLjADAQAAACwAAAAACgAKAAACCISPqcvt"
+    "D2MrACH5BABkAAAALAAAAADd7P8KAIBVVVUAAAACCAAACgAKAIBVVVUAAAACCISPqcvtD2MrADs="
+)
+
+
+def test_the_fuzz_found_extent_gif_is_refused_before_decoding(pixel_loads: list[str]) -> None:
+    image = from_bytes(FUZZ_EXTENT_GIF)
+    assert (image.width, image.height, image.frames) == (10, 10, 2)
+    for op in (
+        lambda: thumbnail(FUZZ_EXTENT_GIF, 10, 10),
+        lambda: thumbnail(image, 10, 10),
+        lambda: to_bytes(image, format="png"),
+    ):
+        with pytest.raises(TooManyPixels):
+            op()
+    assert "decoder" not in pixel_loads
+    # Its first frame is an ordinary 10x10 image.
+    assert thumbnail(FUZZ_EXTENT_GIF, 10, 10, frames="first")[1].frames == 1
 
 
 # --- JPEG scans ---------------------------------------------------------------------------------

@@ -104,3 +104,27 @@ def test_the_service_gives_memory_back_after_large_calls_and_releases(monkeypatc
     assert trims == [0]
     service.release(large.image.handle)
     assert trims == [0, 0]
+
+
+def test_releasing_an_owners_large_images_gives_memory_back(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from mirage.service import Service
+    from tests.conftest import encode, gradient
+
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "_trim", trims.append)
+    service = Service()
+    args = {"max_pixels": 10**7, "allowed_formats": ("png",), "format": "bmp"}
+    data = encode(gradient((32, 32)), "PNG")
+    for _ in range(2):  # two small images: together under the threshold
+        assert (
+            service.call("thumbnail", data, {**args, "width": 64, "height": 64}, owner="a").kind
+            == "ok"
+        )
+    assert service.release_owner("a") == 2 and trims == []
+    # Two images of 2 MP each: neither call planned enough to trim, both together do.
+    for _ in range(2):
+        reply = service.call("thumbnail", data, {**args, "width": 1449, "height": 1449}, owner="b")
+        assert reply.kind == "ok"
+    assert trims == []
+    assert service.release_owner("b") == 2 and trims == [0]
+    assert service.live_handles() == 0

@@ -106,6 +106,12 @@ class Worker:
                 continue
             return term
 
+    def log_line(self) -> tuple[int, bytes]:
+        """The next frame, which must be a log line, as ``(level, line)``."""
+        term = self.frame()
+        assert isinstance(term, tuple) and len(term) == 3 and term[0] == LOG, term
+        return (term[1], term[2])
+
     def call(self, request_id: int, op: str, source: object, args: dict[Atom, object]) -> object:
         self.send((request_id, Atom(op), source, {**LIMITS, **args}, ME))
         answer = self.reply()
@@ -318,6 +324,44 @@ def test_output_becomes_log_frames() -> None:
         assert (1, b"from fd 1") in logs
         assert (3, b"from fd 2") in logs
         assert any(level == 2 and b"UserWarning: a warning" in line for level, line in logs)
+    finally:
+        worker.stop()
+
+
+FLOODING_OP = """
+import os
+from mirage import ops
+from mirage.etf import Atom
+
+def flood(source, args):
+    for i in range(args[Atom("lines")]):
+        os.write(2, b"C line %d\\n" % i)
+    return ops.Outcome(term=Atom("done"))
+
+ops.OPS["flood"] = flood
+"""
+
+
+def test_c_output_is_capped_between_calls() -> None:
+    # What C code writes to fd 2 belongs to no call: the first lines before a call
+    # ends pass, the rest are counted in one line; the next call starts afresh.
+    worker = Worker(prelude=FLOODING_OP)
+    try:
+        lines = Atom("lines")
+        assert worker.call(1, "flood", NIL, {lines: 50}) == (OK, NIL, NIL, Atom("done"))
+        while not any(b"suppressed" in line for _, line in worker.logs):
+            worker.logs.append(worker.log_line())
+        first = [line for _, line in worker.logs if line.startswith(b"C line")]
+        assert first == [b"C line %d" % i for i in range(20)]
+        assert (
+            2,
+            b"30 more lines written to the output by C code suppressed (the first 20 are above)",
+        ) in worker.logs
+        worker.logs.clear()
+        assert worker.call(2, "flood", NIL, {lines: 3}) == (OK, NIL, NIL, Atom("done"))
+        while len(worker.logs) < 3:
+            worker.logs.append(worker.log_line())
+        assert worker.logs == [(3, b"C line 0"), (3, b"C line 1"), (3, b"C line 2")]
     finally:
         worker.stop()
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from mirage import host
+from mirage import host, output
 from mirage.node import epmd
 from mirage.node.backend import Backend
 from mirage.node.node import Config, Node
@@ -153,14 +153,20 @@ def main(argv: Sequence[str] | None = None, backend: Backend | None = None) -> i
     except (ValueError, OSError, ssl.SSLError) as exc:
         print(f"mirage.node: {exc}", file=sys.stderr)
         return 2
-    stdout, stderr = sys.stdout, sys.stderr
+    # Everything Python, Pillow or the C libraries under it print, warn or log
+    # becomes a line on stderr; stdout carries only the ready line. Descriptors 1 and
+    # 2 become pipes read into the sink, which writes to copies of the originals.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stdout = open(os.dup(1), "w", buffering=1)
+    stderr = open(os.dup(2), "w", buffering=1)
 
     def sink(level: int, line: str) -> None:
         stderr.write(f"mirage.node {_LEVELS[level]} {line}\n")
         stderr.flush()
 
-    # Everything Python or Pillow prints, warns or logs becomes a line on stderr;
-    # stdout carries only the ready line.
+    host.capture_fd(1, output.INFO, sink)
+    host.capture_fd(2, output.ERROR, sink)
     host.setup(sink)
     logging.getLogger().setLevel(logging.INFO)
     return asyncio.run(serve(config, backend, ready=stdout))

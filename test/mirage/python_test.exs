@@ -40,6 +40,20 @@ defmodule Mirage.PythonTest do
     end)
   end
 
+  @other_python Mirage.Test.OtherPython.find()
+  if @other_python == nil,
+    do: @tag(skip: "no Python 3 of another minor version on this machine")
+
+  test "a real interpreter of another minor version is refused for the port too" do
+    with_env("MIRAGE_PYTHON", @other_python, fn ->
+      assert {:error, message} = Mirage.Python.interpreter()
+      assert message =~ "but Mirage was built with Python"
+
+      assert {:error, ^message} =
+               Mirage.Port.Worker.program(max_memory: 1, max_images: 1, max_held: 1)
+    end)
+  end
+
   test "a missing or incomplete env file is reported, not raised", %{tmp_dir: dir} do
     assert {:error, message} = Mirage.Python.interpreter(dir)
     assert message =~ "mirage.env"

@@ -184,6 +184,53 @@ defmodule Mirage.Conformance.BadInputTest do
       end
     end
 
+    test "every function that takes options refuses malformed ones", %{image: image} do
+      calls = [
+        {"from_bytes", &Mirage.from_bytes(@sample, &1)},
+        {"from_bytes!", &Mirage.from_bytes!(@sample, &1)},
+        {"info", &Mirage.info(@sample, &1)},
+        {"info!", &Mirage.info!(@sample, &1)},
+        {"thumbnail", &Mirage.thumbnail(@sample, 5, 5, &1)},
+        {"thumbnail!", &Mirage.thumbnail!(image, 5, 5, &1)},
+        {"resize", &Mirage.resize(image, 5, 5, &1)},
+        {"resize!", &Mirage.resize!(image, 5, 5, &1)},
+        {"crop", &Mirage.crop(image, 0, 0, 5, 5, &1)},
+        {"crop!", &Mirage.crop!(image, 0, 0, 5, 5, &1)},
+        {"rotate", &Mirage.rotate(image, 90, &1)},
+        {"rotate!", &Mirage.rotate!(image, 90, &1)},
+        {"flip", &Mirage.flip(image, :vertical, &1)},
+        {"flip!", &Mirage.flip!(image, :vertical, &1)},
+        {"auto_orient", &Mirage.auto_orient(image, &1)},
+        {"auto_orient!", &Mirage.auto_orient!(image, &1)},
+        {"to_bytes", &Mirage.to_bytes(image, &1)},
+        {"to_bytes!", &Mirage.to_bytes!(image, &1)},
+        {"formats", &Mirage.formats(&1)}
+      ]
+
+      for {name, call} <- calls,
+          bad <- [
+            [{:timeout, 5} | :tail],
+            [:timeout],
+            %{timeout: 5},
+            "timeout=5",
+            [{"timeout", 5}]
+          ] do
+        error = assert_raise ArgumentError, fn -> call.(bad) end
+        assert error.message =~ "keyword list", "#{name}: #{error.message}"
+      end
+
+      for {name, call} <- calls, bad <- [0, -1, 1.5, @huge * -1, :soon] do
+        error = assert_raise ArgumentError, fn -> call.(timeout: bad) end
+        assert error.message =~ "option :timeout", name
+      end
+    end
+
+    test "release/1 of anything but an image raises ArgumentError" do
+      for bad <- [nil, @sample, <<1::3>>, 1, :image, make_ref(), %{resource: 1}] do
+        assert_raise ArgumentError, fn -> Mirage.release(bad) end
+      end
+    end
+
     test "nothing in this suite answered :internal_error", %{image: image} do
       # The answers that are not exceptions, collected in one place.
       answers = [

@@ -38,6 +38,21 @@ defmodule Mirage.NIF.LoaderTest do
     assert out =~ "vm_alive=true"
   end
 
+  @other_python Mirage.Test.OtherPython.find()
+  if @other_python == nil,
+    do: @tag(skip: "no Python 3 of another minor version on this machine")
+
+  test "MIRAGE_PYTHON of another minor version: refused with a message to rebuild, nothing loaded" do
+    script = @mapped <> @call_nif <> ~s[IO.puts("mapped=" <> inspect(mapped.()))]
+    {out, 0} = in_vm(script, [{"MIRAGE_PYTHON", @other_python}])
+    assert out =~ "but Mirage was built with Python"
+    assert out =~ "rebuild with that interpreter"
+    assert out =~ "raised=mirage: the NIF was not loaded"
+    # Neither the NIF nor any libpython was mapped: no other version's site-packages used.
+    assert out =~ "mapped={false, false}"
+    assert out =~ "vm_alive=true"
+  end
+
   test "an interpreter without the Python side fails the load with a readable reason" do
     # A virtualenv of the same Python without Pillow: the interpreter starts,
     # importing the NIF's Python half fails, and load says so.

@@ -78,6 +78,44 @@ defmodule Mirage.Port.WorkerTest do
     assert port == nif
   end
 
+  defp rss_mb(os_pid) do
+    "/proc/#{os_pid}/status"
+    |> File.read!()
+    |> String.split("\n")
+    |> Enum.find_value(fn line ->
+      case String.split(line) do
+        ["VmRSS:", kb, "kB"] -> div(String.to_integer(kb), 1024)
+        _ -> nil
+      end
+    end)
+  end
+
+  test "a worker's memory comes back after an image near the budget whose owner exits" do
+    pool = start_pool()
+    {:ok, nil, nil, _} = Mirage.Port.call(pool, :info, @rocket, args())
+    os_pid = os_pid(pool)
+    before = rss_mb(os_pid)
+
+    # 7000 x 7000 = 49 MP (about 150 MB of pixels), under the default budget, decoded
+    # and held (a crop keeps its pixels) by a process that exits without releasing
+    # them: the worker drops them as that owner's.
+    Task.async(fn ->
+      thumb = %{width: 7000, height: 7000, fit: :exact, format: :jpg, timeout: 120_000}
+      {:ok, jpg, _, nil} = Mirage.Port.call(pool, :thumbnail, @rocket, args(thumb))
+
+      {:ok, nil, {image, :jpg, 7000, 7000}, nil} =
+        Mirage.Port.call(pool, :from_bytes, jpg, args())
+
+      box = %{x: 0, y: 0, width: 7000, height: 7000, timeout: 120_000}
+      {:ok, nil, {_crop, _, 7000, 7000}, nil} = Mirage.Port.call(pool, :crop, image, args(box))
+    end)
+    |> Task.await(120_000)
+
+    wait_until(fn -> Mirage.Port.live_handles(pool) == 0 end)
+    grown = rss_mb(os_pid) - before
+    assert grown < 100, "the worker's resident memory grew by #{grown} MB and stayed"
+  end
+
   test "release/1 and the owner's exit free the images a worker holds" do
     pool = start_pool()
     assert Mirage.Port.live_handles(pool) == 0

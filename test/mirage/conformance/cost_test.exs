@@ -1,0 +1,114 @@
+defmodule Mirage.Conformance.CostTest do
+  # Bounded cost and deadlines through the public API, once per transport (the Python
+  # core's own tests are tests/test_cost.py).
+  use Mirage.ConformanceCase
+
+  conformance async: true do
+    @sample File.read!("samples/rocket.jpg")
+
+    # Found by the atheris run: a 10x10 GIF whose second frame declares a 60637x2815
+    # extent (tests/test_cost.py, FUZZ_EXTENT_GIF). Pillow would enlarge the canvas to
+    # 170 MP and decode it; the frame is charged at that canvas before any decoding.
+    @extent_gif Base.decode64!(
+                  "R0lGODlhCgAKAPAAAAAAAAAAACH5BABkAAAAIf8LTkVUU0NBUEUyLjADAQAAACwAAAAACgAKAAACCISPqcvt" <>
+                    "D2MrACH5BABkAAAALAAAAADd7P8KAIBVVVUAAAACCAAACgAKAIBVVVUAAAACCISPqcvtD2MrADs="
+                )
+
+    test "a GIF frame with a huge extent is refused as too_many_pixels; frame 0 works" do
+      assert {:ok, %{width: 10, height: 10, frames: 2}} = Mirage.info(@extent_gif)
+      assert {:ok, image} = Mirage.from_bytes(@extent_gif)
+      assert Mirage.thumbnail(@extent_gif, 10, 10) == {:error, :too_many_pixels}
+      assert Mirage.thumbnail(image, 10, 10) == {:error, :too_many_pixels}
+      assert Mirage.to_bytes(image, format: :png) == {:error, :too_many_pixels}
+
+      assert {:ok, _bytes, %Mirage{width: 10}} =
+               Mirage.thumbnail(@extent_gif, 10, 10, frames: :first)
+    end
+
+    # @sample with `n` EXIF entries (tags `first` and up) whose data lies past the end
+    # of the file: Pillow warns once per entry while reading the orientation.
+    defp with_bad_exif(first, n) do
+      <<0xFF, 0xD8, rest::binary>> = @sample
+
+      entries =
+        for tag <- first..(first + n - 1),
+            into: <<>>,
+            do: <<tag::little-16, 2::little-16, 1_000_000::little-32, 0x7FFF0000::little-32>>
+
+      exif = "Exif\0\0" <> "II*\0" <> <<8::little-32, n::little-16>> <> entries <> <<0::32>>
+      <<0xFF, 0xD8, 0xFF, 0xE1, byte_size(exif) + 2::16>> <> exif <> rest
+    end
+
+    # Waits for a logged line containing `text` (a node prefixes its lines with its name),
+    # keeping the other lines in the mailbox.
+    defp await_line(text, seen \\ []) do
+      receive do
+        {:logged, line} ->
+          if String.contains?(line, text),
+            do: Enum.each(Enum.reverse(seen), &send(self(), &1)),
+            else: await_line(text, [{:logged, line} | seen])
+      after
+        10_000 -> flunk("no line #{inspect(text)} logged")
+      end
+    end
+
+    test "a call's warning flood logs its first 20 lines and a count of the rest",
+         %{transport: transport} do
+      # Each transport's copy of this test runs at once: tags of its own tell its lines.
+      first =
+        30_000 + 2_000 * Enum.find_index(Mirage.ConformanceCase.transports(), &(&1 == transport))
+
+      bytes = with_bad_exif(first, 1234)
+      relay = Mirage.Test.LogRelay.attach(self())
+
+      try do
+        assert {:ok, %{format: :jpg}} = Mirage.info(bytes)
+        # The count comes after the lines it follows (a node's may arrive after the reply).
+        await_line("1214 more lines of output from this call suppressed")
+      after
+        Mirage.Test.LogRelay.detach(relay)
+      end
+
+      ours =
+        for {:logged, line} <- Process.info(self(), :messages) |> elem(1),
+            [_, tag] <- [Regex.run(~r/Skipping tag (\d+)$/m, line)],
+            String.to_integer(tag) in first..(first + 1233),
+            do: tag
+
+      assert length(ours) == 20
+    end
+
+    test "a rotation whose expanded canvas is over the budget is refused" do
+      # 640x427 turned 45 degrees needs about 755x755 (570 000 pixels).
+      image = Mirage.from_bytes!(@sample)
+      assert Mirage.rotate(image, 45, max_pixels: 400_000) == {:error, :too_many_pixels}
+      assert {:ok, %Mirage{width: 427}} = Mirage.rotate(image, 90, max_pixels: 400_000)
+      assert {:ok, %Mirage{width: w}} = Mirage.rotate(image, 45, max_pixels: 600_000)
+      assert w * w > 400_000
+    end
+
+    test "every function takes timeout: as a number of milliseconds or :infinity" do
+      image = Mirage.from_bytes!(@sample)
+
+      calls = [
+        {"from_bytes", &Mirage.from_bytes(@sample, &1)},
+        {"info", &Mirage.info(@sample, &1)},
+        {"thumbnail", &Mirage.thumbnail(@sample, 8, 8, &1)},
+        {"resize", &Mirage.resize(image, 8, 8, &1)},
+        {"crop", &Mirage.crop(image, 0, 0, 8, 8, &1)},
+        {"rotate", &Mirage.rotate(image, 90, &1)},
+        {"flip", &Mirage.flip(image, :horizontal, &1)},
+        {"auto_orient", &Mirage.auto_orient(image, &1)},
+        {"to_bytes", &Mirage.to_bytes(image, &1)},
+        {"formats", &Mirage.formats(&1)}
+      ]
+
+      for {name, call} <- calls, timeout <- [60_000, :infinity] do
+        answer = call.(timeout: timeout)
+
+        assert match?({:ok, _}, answer) or match?({:ok, _, _}, answer) or is_map(answer),
+               "#{name}(timeout: #{inspect(timeout)}) gave #{inspect(answer)}"
+      end
+    end
+  end
+end
