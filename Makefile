@@ -17,7 +17,11 @@ SIZE ?= 256x256
 .PHONY: setup system venv thumbnail test lint pytest exunit conformance memcheck fuzz format \
 	bench clean
 
-setup: system venv
+setup: system venv mirage/_png_unfilter.so
+
+# PNG unfiltering for mirage/pngfast.py (every transport; without it Pillow decodes).
+mirage/_png_unfilter.so: c_src/png/unfilter.c c_src/build.py
+	$(PY) c_src/build.py png
 
 # Debian packages: Erlang with its headers (erl_nif.h), Elixir, clang-format, and the
 # Python headers/venv module when no Python 3 with them is present.
@@ -53,7 +57,7 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	clang-format --dry-run --Werror c_src/*.c c_src/*.h bench/*.c
+	clang-format --dry-run --Werror c_src/*.c c_src/*.h c_src/png/*.c bench/*.c
 	mix format --check-formatted
 
 pytest: setup
@@ -111,4 +115,4 @@ bench: setup
 
 clean:
 	mix clean
-	rm -rf _build priv
+	rm -rf _build priv mirage/_png_unfilter.so

@@ -4,6 +4,11 @@ Run with the Python Mirage should use (a virtualenv's python is fine):
 
     python c_src/build.py stage --out priv
     python c_src/build.py nif --erts-include DIR --out priv
+    python c_src/build.py png
+
+`png` builds mirage/_png_unfilter.so from c_src/png/unfilter.c (PNG unfiltering for
+mirage/pngfast.py, loaded with cffi's dlopen by any transport's Python); `stage`
+builds it too when a C compiler is there, before copying the package.
 
 `stage` (Mix compiler :mirage_python, needed by every transport) copies the `mirage`
 package to priv/python so a release needs no checkout, and records the interpreter
@@ -139,8 +144,25 @@ def build(erts_include: Path, out: Path, cc: str, sanitize: str | None = None) -
     return out / f"{MODULE}.so"
 
 
+PNG_SOURCE = C_SRC / "png" / "unfilter.c"
+PNG_LIBRARY = ROOT / "mirage" / "_png_unfilter.so"
+
+
+def build_png(cc: str) -> Path:
+    """Compile the PNG unfilter library into the package (mirage/pngfast.py)."""
+    tmp = PNG_LIBRARY.with_suffix(".so.tmp")
+    run([cc, "-O2", "-fPIC", "-shared", *STRICT, str(PNG_SOURCE), "-o", str(tmp)])
+    os.replace(tmp, PNG_LIBRARY)
+    return PNG_LIBRARY
+
+
 def stage(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        build_png(os.environ.get("CC", "cc"))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        # Optional: without it mirage/pngfast.py leaves PNG decoding to Pillow.
+        print(f"PNG unfilter library not built ({exc}): PNG decodes with Pillow", flush=True)
     package = out / "python" / "mirage"
     shutil.rmtree(package, ignore_errors=True)
     shutil.copytree(ROOT / "mirage", package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -161,8 +183,12 @@ def main() -> None:
     nif.add_argument("--out", type=Path, default=ROOT / "priv")
     nif.add_argument("--cc", default=os.environ.get("CC", "cc"))
     nif.add_argument("--sanitize", help="instrument with -fsanitize=SANITIZE (e.g. address)")
+    png = commands.add_parser("png", help="build mirage/_png_unfilter.so")
+    png.add_argument("--cc", default=os.environ.get("CC", "cc"))
     args = parser.parse_args()
-    if args.command == "stage":
+    if args.command == "png":
+        print(f"built {build_png(args.cc)}")
+    elif args.command == "stage":
         print(f"staged {stage(args.out)}")
     else:
         print(f"built {build(args.erts_include, args.out, args.cc, args.sanitize)}")
