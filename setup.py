@@ -53,7 +53,7 @@ setup(
     description="Image decoding, resizing and encoding on Pillow, for Python and the BEAM",
     packages=["mirage"],
     python_requires=">=3.10",
-    install_requires=["Pillow>=10.1", "cffi>=1.17"],
+    install_requires=["Pillow>=10.1", "cffi>=1.17", "isal>=1.7"],
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "hypothesis>=6", "atheris>=2.3"]
     },

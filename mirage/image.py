@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, deadline, fastpath, geometry, memory, metadata, survey
+from mirage import codec, deadline, fastpath, geometry, memory, metadata, pngfast, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -576,6 +576,11 @@ def _decode(
                 scaled = fastpath.webp_draft(image._source, im.size, draft)
                 if scaled is not None:
                     return Frames((scaled[0],)), scaled[1]
+            if draft is not None and im.format == "PNG" and count == 1:
+                plain = pngfast.decode(image._source, im.size)
+                if plain is not None:
+                    im.fp = None  # decoded: drop the file, which may borrow the buffer
+                    return Frames((plain,)), scale
             if draft is not None and im.format in ("JPEG", "MPO") and count == 1:
                 box, size, margin = draft
                 request = geometry.draft_request(box, size, im.size, margin)
