@@ -273,7 +273,12 @@ def thumbnail(
     result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
     written = replace(result, _pixels=fastpath.palettes(resized, out_format))
     tuned = fastpath.encode_options(out_format)
-    encoded = _encode(written, out_format, strip=strip, quality=quality, **tuned)
+    encoded = None
+    if out_format == "png" and strip and written._icc is None and written.orientation == 1:
+        with translate("encode"):
+            encoded = pngfast.encode(resized.images[0]) if len(resized.images) == 1 else None
+    if encoded is None:
+        encoded = _encode(written, out_format, strip=strip, quality=quality, **tuned)
     described = replace(result, format=out_format, byte_size=len(encoded))
     return output(encoded), described
 

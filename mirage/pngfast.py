@@ -1,4 +1,4 @@
-"""A faster decode of plain PNGs for :func:`mirage.image.thumbnail` (issue 12).
+"""A faster decode and encode of plain PNGs for :func:`mirage.image.thumbnail` (issue 12).
 
 Pillow's PNG decode is zlib's inflate followed by unfiltering, both in C but neither
 fast: zlib inflates at a fraction of ISA-L's speed, and Pillow's Paeth predictor
@@ -6,6 +6,10 @@ branches on every byte. This path inflates the IDAT stream with ``isal`` and
 unfilters with c_src/png/unfilter.c (built as ``mirage/_png_unfilter.so``), for the
 common case only: 8-bit grey, grey+alpha, RGB or RGBA, not interlaced, no ``tRNS``
 and no animation. The pixels are the same bytes Pillow's decoder produces.
+
+Thumbnails are written the same way round: rows Paeth-filtered in C, deflated with
+``isal``, and no chunk but IHDR, IDAT and IEND (only when the call strips metadata
+and the image has no colour profile to carry).
 
 Anything else, or anything irregular (a chunk out of bounds, a stream that is
 corrupt, short, long or unfinished, an unknown filter type), returns ``None`` and
@@ -21,6 +25,9 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from mirage import buffers
+from mirage.buffers import Encoded
+
 _isal: Any
 try:
     from isal import isal_zlib as _isal
@@ -30,6 +37,10 @@ except ImportError:  # optional: Pillow decodes instead
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # colour type -> (Pillow mode, bytes per pixel) at bit depth 8
 _MODES = {0: ("L", 1), 2: ("RGB", 3), 4: ("LA", 2), 6: ("RGBA", 4)}
+_COLOUR_TYPES = {mode: (colour, bpp) for colour, (mode, bpp) in _MODES.items()}
+# ISA-L's fastest level: with Paeth-filtered rows its output is about the size of
+# zlib's level 2 over Pillow's per-row filter choice, in a fraction of the time.
+_ISAL_LEVEL = 1
 # Chunks that change what the pixels mean: Pillow handles these files.
 _DECLINE = frozenset({b"tRNS", b"acTL", b"fcTL", b"fdAT"})
 _LIBRARY = Path(__file__).resolve().parent / "_png_unfilter.so"
@@ -48,6 +59,8 @@ def _unfilter_lib() -> Any:
             ffi = cffi.FFI()
             ffi.cdef(
                 "int mirage_png_unfilter(const uint8_t *src, uint8_t *dst, size_t rows,"
+                " size_t rowbytes, size_t bpp);"
+                "void mirage_png_filter_paeth(const uint8_t *src, uint8_t *dst, size_t rows,"
                 " size_t rowbytes, size_t bpp);"
             )
             try:
@@ -100,6 +113,41 @@ def decode(data: bytes | memoryview, size: tuple[int, int]) -> PILImage.Image | 
         return None
     del raw
     return PILImage.frombytes(mode, size, pixels)
+
+
+def encode(im: PILImage.Image) -> Encoded | None:
+    """``im`` as a PNG with no ancillary chunks (pixels only), or ``None`` to let
+    Pillow write it (another mode, or no fast path here)."""
+    lib = _unfilter_lib()
+    if lib is None or im.mode not in _COLOUR_TYPES:
+        return None
+    colour, bpp = _COLOUR_TYPES[im.mode]
+    width, height = im.size
+    rowbytes = width * bpp
+    pixels = im.tobytes()
+    filtered = bytearray(height * (rowbytes + 1))
+    ffi, unfilter = lib
+    unfilter.mirage_png_filter_paeth(
+        ffi.from_buffer("uint8_t[]", pixels),
+        ffi.from_buffer("uint8_t[]", filtered),
+        height,
+        rowbytes,
+        bpp,
+    )
+    del pixels
+    stream = _isal.compress(filtered, _ISAL_LEVEL)
+    file = buffers.scratch_file(width * height)
+    file.write(_SIGNATURE)
+    file.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)))
+    file.write(_chunk(b"IDAT", stream))
+    file.write(_chunk(b"IEND", b""))
+    file.flush()
+    return Encoded(file)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = _isal.crc32(body, _isal.crc32(kind))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
 def _idat(

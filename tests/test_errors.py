@@ -255,7 +255,9 @@ def _mirage_code(code: Any) -> Any:
 # (what to patch, exception, operation, source kind, Python-level call)
 BUGS = [
     ("mirage.metadata.source_exif", KeyError, "info", "bytes"),
-    ("mirage.codec.decode_frames", TypeError, "thumbnail", "bytes"),
+    ("mirage.codec.decode_frames", TypeError, "to_bytes", "held"),
+    ("mirage.pngfast.decode", TypeError, "thumbnail", "bytes"),
+    ("mirage.pngfast.encode", KeyError, "thumbnail", "bytes"),
     ("mirage.codec.Frames.map", KeyError, "thumbnail", "bytes"),
     ("mirage.buffers.Encoded.__init__", TypeError, "to_bytes", "held"),
     ("mirage.buffers.ViewFile.readinto", TypeError, "info", "view"),

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from mirage import codec, fastpath, geometry, webpscale
+from mirage import codec, fastpath, geometry, pngfast, webpscale
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import MirageError
 from mirage.image import thumbnail, to_bytes
@@ -197,8 +197,14 @@ def test_translucent_gif_keeps_transparency() -> None:
 # --- encoder settings ------------------------------------------------------------------------
 
 
-def test_thumbnail_encoder_settings_reach_the_encoder() -> None:
+def test_thumbnail_encoder_settings_reach_the_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
     data = encode(photo((400, 300)), "PNG")
+    out, image = thumbnail(data, 200, 150)
+    assert image._pixels is not None
+    written = pngfast.encode(image._pixels.first)  # None without isal or its library
+    assert out == (written.to_bytes() if written else to_bytes(image, compress_level=2))
+    # When that path declines, Pillow writes it with the tuned level.
+    monkeypatch.setattr(pngfast, "encode", lambda im: None)
     out, image = thumbnail(data, 200, 150)
     assert out == to_bytes(image, compress_level=2)
     webp = encode(photo((400, 300)), "WEBP")

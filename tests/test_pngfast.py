@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
+from PIL import ImageCms
 
 from mirage import image, pngfast
 from mirage.errors import MirageError
@@ -200,3 +201,40 @@ def test_thumbnail_uses_it_and_matches_pillow(monkeypatch: pytest.MonkeyPatch) -
 def test_library_path_is_inside_the_package() -> None:
     # Staging copies the package directory, so the library must live in it.
     assert pngfast._LIBRARY.parent == Path(pngfast.__file__).resolve().parent
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_encode_round_trips(mode: str) -> None:
+    for im in (_noise((41, 17)).convert(mode), gradient((64, 33)).convert(mode)):
+        encoded = pngfast.encode(im)
+        assert encoded is not None
+        with encoded:
+            data = encoded.to_bytes()
+        decoded = _pillow(data)
+        assert decoded is not None
+        assert decoded.mode == mode
+        assert decoded.tobytes() == im.tobytes()
+        assert pngfast.decode(data, im.size) is not None  # plain, by its own rules
+
+
+def test_encode_leaves_other_modes_to_pillow() -> None:
+    assert pngfast.encode(gradient((20, 20)).convert("P")) is None
+    assert pngfast.encode(gradient((20, 20)).convert("I;16")) is None
+
+
+def test_thumbnail_keeps_a_colour_profile_through_pillow() -> None:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = _png(gradient((300, 200)), icc_profile=profile)
+    out, _ = image.thumbnail(data, 64, 64)
+    assert _pillow(out).info.get("icc_profile") == profile  # type: ignore[union-attr]
+    plain, _ = image.thumbnail(_png(gradient((300, 200))), 64, 64)
+    assert _chunks(plain) == [b"IHDR", b"IDAT", b"IEND"]
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    pos, kinds = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kinds.append(data[pos + 4 : pos + 8])
+        pos += 12 + length
+    return kinds
