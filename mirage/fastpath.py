@@ -123,6 +123,11 @@ def _workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
+def executor() -> ThreadPoolExecutor:
+    """The process's shared worker pool (also mirage.pngfast's)."""
+    return _executor()
+
+
 def _executor() -> ThreadPoolExecutor:
     # One pool for the process, made on first use: concurrent thumbnails share it,
     # so an animation never adds more threads than there are cores.

@@ -20,12 +20,13 @@ Pillow's. Without ``isal`` or the library, every call returns ``None``.
 from __future__ import annotations
 
 import struct
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
 
-from mirage import buffers
+from mirage import buffers, fastpath
 from mirage.buffers import Encoded
 
 _isal: Any
@@ -41,6 +42,9 @@ _COLOUR_TYPES = {mode: (colour, bpp) for colour, (mode, bpp) in _MODES.items()}
 # ISA-L's fastest level: with Paeth-filtered rows its output is about the size of
 # zlib's level 2 over Pillow's per-row filter choice, in a fraction of the time.
 _ISAL_LEVEL = 1
+# Inflated bytes per band handed to the unfilter, and compressed bytes fed per step.
+_BAND = 1 << 18
+_INPUT = 1 << 16
 # Chunks that change what the pixels mean: Pillow handles these files.
 _DECLINE = frozenset({b"tRNS", b"acTL", b"fcTL", b"fdAT"})
 _LIBRARY = Path(__file__).resolve().parent / "_png_unfilter.so"
@@ -59,7 +63,7 @@ def _unfilter_lib() -> Any:
             ffi = cffi.FFI()
             ffi.cdef(
                 "int mirage_png_unfilter(const uint8_t *src, uint8_t *dst, size_t rows,"
-                " size_t rowbytes, size_t bpp);"
+                " size_t rowbytes, size_t bpp, int above);"
                 "void mirage_png_filter_paeth(const uint8_t *src, uint8_t *dst, size_t rows,"
                 " size_t rowbytes, size_t bpp);"
             )
@@ -92,27 +96,81 @@ def decode(data: bytes | memoryview, size: tuple[int, int]) -> PILImage.Image | 
         return None
     mode, bpp = _MODES[colour]
     rowbytes = width * bpp
-    expected = height * (rowbytes + 1)
-    inflater = _isal.decompressobj()
-    try:
-        # Bounded: a stream that would inflate past the image is not read further.
-        raw = inflater.decompress(stream, expected + 1)
-    except _isal.error:
+    pixels = _inflate_unfilter(stream, height, rowbytes, bpp, lib)
+    if pixels is None:
         return None
-    if len(raw) != expected or not inflater.eof:
-        return None
-    ffi, unfilter = lib
-    pixels = bytearray(height * rowbytes)
-    if unfilter.mirage_png_unfilter(
-        ffi.from_buffer("uint8_t[]", raw),
-        ffi.from_buffer("uint8_t[]", pixels),
-        height,
-        rowbytes,
-        bpp,
-    ):
-        return None
-    del raw
     return PILImage.frombytes(mode, size, pixels)
+
+
+def _inflate_unfilter(
+    stream: bytes, height: int, rowbytes: int, bpp: int, lib: Any
+) -> bytearray | None:
+    """The unfiltered pixels of the zlib ``stream``, or ``None`` if it is not exactly
+    ``height`` rows, ends early, or has a row of an unknown filter type.
+
+    Inflating and unfiltering overlap, band by band: isal holds the GIL while it
+    inflates, the C unfilter (through cffi) releases it, so the rows inflated so far
+    are unfiltered on another thread while the next band inflates. The output of each
+    step is bounded, so a stream that inflates past the image is not read further.
+    """
+    ffi, unfilter = lib
+    stride = rowbytes + 1
+    expected = height * stride
+    pixels = bytearray(height * rowbytes)
+    target = ffi.from_buffer("uint8_t[]", pixels)
+    threaded = expected > 2 * _BAND
+    inflater = _isal.decompressobj()
+    view = memoryview(stream)
+    pending = bytearray()
+    fed = total = done = 0
+    job: Future[int] | None = None
+
+    def unfilter_band(band: bytes, first: int, rows: int) -> int:
+        source = ffi.from_buffer("uint8_t[]", band)
+        return int(
+            unfilter.mirage_png_unfilter(
+                source, target + first * rowbytes, rows, rowbytes, bpp, first > 0
+            )
+        )
+
+    def finished(job: Future[int] | None) -> bool:
+        return job is None or job.result() == 0
+
+    try:
+        while not inflater.eof:
+            if inflater.unconsumed_tail:
+                chunk = inflater.unconsumed_tail
+            else:
+                chunk = view[fed : fed + _INPUT].tobytes()
+                fed += len(chunk)
+            try:
+                out = inflater.decompress(chunk, min(_BAND, expected + 1 - total))
+            except _isal.error:
+                return None
+            if not out and not chunk:
+                return None  # the stream ends before its end
+            total += len(out)
+            if total > expected:
+                return None
+            pending += out
+            rows = len(pending) // stride
+            if rows and (len(pending) >= _BAND or total == expected):
+                band = bytes(pending[: rows * stride])
+                del pending[: rows * stride]
+                if not finished(job):
+                    return None
+                if threaded:
+                    job = fastpath.executor().submit(unfilter_band, band, done, rows)
+                elif unfilter_band(band, done, rows):
+                    return None
+                done += rows
+        if not finished(job) or total != expected or pending:
+            return None
+        job = None
+    finally:
+        if job is not None:
+            job.result()  # never leave a band writing into pixels after returning
+    return pixels
 
 
 def encode(im: PILImage.Image) -> Encoded | None:

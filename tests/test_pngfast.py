@@ -238,3 +238,20 @@ def _chunks(data: bytes) -> list[bytes]:
         kinds.append(data[pos + 4 : pos + 8])
         pos += 12 + length
     return kinds
+
+
+@pytest.mark.parametrize("band", [997, 4096, 1 << 18])
+def test_bands_on_worker_threads_give_the_same_pixels(
+    band: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small bands: many hand-overs between inflating and unfiltering threads, with
+    # band edges inside rows; each row's filter reads the row above across a band edge.
+    monkeypatch.setattr(pngfast, "_BAND", band)
+    monkeypatch.setattr(pngfast, "_INPUT", 513)
+    for im in (_noise((301, 77)), gradient((256, 190)).convert("RGB")):
+        data = _png(im)
+        fast = pngfast.decode(data, im.size)
+        assert fast is not None
+        assert fast.tobytes() == _pillow(data).tobytes()  # type: ignore[union-attr]
+        cut = _with_idat(data, zlib.compress(_inflated(data))[:-300])
+        assert pngfast.decode(cut, im.size) is None

@@ -15,7 +15,7 @@
 #endif
 
 int mirage_png_unfilter(const uint8_t *src, uint8_t *dst, size_t rows,
-                        size_t rowbytes, size_t bpp);
+                        size_t rowbytes, size_t bpp, int above);
 
 static inline int absolute(int v) { return v < 0 ? -v : v; }
 
@@ -64,17 +64,19 @@ static void paeth4(const uint8_t *in, uint8_t *cur, const uint8_t *prev,
 #endif
 
 /* src: `rows` rows of one filter-type byte and `rowbytes` filtered bytes; dst:
- * rows * rowbytes bytes of pixels. bpp: bytes per pixel (1 to 4). Returns 0, or
- * -1 at the first unknown filter type (dst then holds only the rows before it).
+ * rows * rowbytes bytes of pixels. bpp: bytes per pixel (1 to 4). above: dst
+ * continues an image whose previous row (already unfiltered) lies just before
+ * it. Returns 0, or -1 at the first unknown filter type (dst then holds only
+ * the rows before it).
  */
 int mirage_png_unfilter(const uint8_t *src, uint8_t *dst, size_t rows,
-                        size_t rowbytes, size_t bpp) {
+                        size_t rowbytes, size_t bpp, int above) {
     if (bpp < 1 || bpp > 4 || rowbytes < bpp)
         return -1;
     for (size_t y = 0; y < rows; y++) {
         const uint8_t *in = src + y * (rowbytes + 1) + 1;
         uint8_t *cur = dst + y * rowbytes;
-        const uint8_t *prev = y > 0 ? cur - rowbytes : NULL;
+        const uint8_t *prev = y > 0 || above ? cur - rowbytes : NULL;
         switch (in[-1]) {
         case 0:
             memcpy(cur, in, rowbytes);
