@@ -92,12 +92,7 @@ defmodule Mirage.Node do
 
   @doc "Starts the default pool under Mirage's supervisor unless it runs; returns its pid."
   @spec ensure_started() :: pid()
-  def ensure_started do
-    case Process.whereis(Pool) do
-      nil -> Mirage.Transport.start_child(Pool)
-      pid -> pid
-    end
-  end
+  def ensure_started, do: Mirage.Transport.ensure_child(Pool)
 
   @doc """
   Runs `op` on a worker of `pool` and answers in the terms of `Mirage.Transport`

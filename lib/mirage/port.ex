@@ -92,12 +92,7 @@ defmodule Mirage.Port do
   its pid.
   """
   @spec ensure_started() :: pid()
-  def ensure_started do
-    case Process.whereis(Pool) do
-      nil -> Mirage.Transport.start_child(Pool)
-      pid -> pid
-    end
-  end
+  def ensure_started, do: Mirage.Transport.ensure_child(Pool)
 
   @doc """
   Runs `op` through `pool` and decodes the reply into the terms of

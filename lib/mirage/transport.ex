@@ -118,10 +118,18 @@ defmodule Mirage.Transport do
   def transports, do: @transports
 
   @doc false
-  # A transport's pool (a child spec module), started under Mirage's supervisor
-  # on first use: its pid, whether it was started here or already runs.
-  @spec start_child(module()) :: pid()
-  def start_child(pool) do
+  # A transport's pool (a child spec module registered under its own name),
+  # started under Mirage's supervisor on first use: its pid, whether it was started
+  # here or already runs.
+  @spec ensure_child(module()) :: pid()
+  def ensure_child(pool) do
+    case Process.whereis(pool) do
+      nil -> start_child(pool)
+      pid -> pid
+    end
+  end
+
+  defp start_child(pool) do
     case Supervisor.start_child(Mirage.Supervisor, pool) do
       {:ok, pid} ->
         pid

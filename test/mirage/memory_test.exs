@@ -7,17 +7,7 @@ defmodule Mirage.MemoryTest do
 
   @sample File.read!("samples/rocket.jpg")
 
-  defp rss_mb do
-    "/proc/self/status"
-    |> File.read!()
-    |> String.split("\n")
-    |> Enum.find_value(fn line ->
-      case String.split(line) do
-        ["VmRSS:", kb, "kB"] -> div(String.to_integer(kb), 1024)
-        _ -> nil
-      end
-    end)
-  end
+  defp rss_mb, do: Mirage.Test.RSS.mb()
 
   defp wait_for_live_handles(expected, tries \\ 200) do
     :erlang.garbage_collect()

@@ -78,17 +78,7 @@ defmodule Mirage.Port.WorkerTest do
     assert port == nif
   end
 
-  defp rss_mb(os_pid) do
-    "/proc/#{os_pid}/status"
-    |> File.read!()
-    |> String.split("\n")
-    |> Enum.find_value(fn line ->
-      case String.split(line) do
-        ["VmRSS:", kb, "kB"] -> div(String.to_integer(kb), 1024)
-        _ -> nil
-      end
-    end)
-  end
+  defp rss_mb(os_pid), do: Mirage.Test.RSS.mb(os_pid)
 
   test "a worker's memory comes back after an image near the budget whose owner exits" do
     pool = start_pool()
