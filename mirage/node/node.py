@@ -17,6 +17,10 @@ from mirage.node.connection import Connection
 from mirage.node.requests import SERVED, RequestServer
 from mirage.service import Service
 
+# asyncio's default stream buffer (64 KiB) makes reading a multi-megabyte packet a
+# long series of pause/resume cycles; a larger one reads an upload in a few steps.
+READ_LIMIT = 4 << 20
+
 log = logging.getLogger("mirage.node")
 
 
@@ -67,7 +71,7 @@ class Node:
         """Listen, then register with EPMD (the name is only published once reachable)."""
         config = self.config
         self._server = await asyncio.start_server(
-            self._accepted, config.address, config.port, ssl=config.server_tls
+            self._accepted, config.address, config.port, ssl=config.server_tls, limit=READ_LIMIT
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._registration = await epmd.register(
@@ -133,7 +137,7 @@ class Node:
             port = await epmd.port_please(alive, host, epmd_port=self.config.epmd_port or None)
             tls = self.config.client_tls
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host if tls else None
+                host, port, ssl=tls, server_hostname=host if tls else None, limit=READ_LIMIT
             )
         except (epmd.EpmdError, OSError) as exc:
             log.warning("cannot reach %s: %s", peer_name, exc)
