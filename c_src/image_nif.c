@@ -206,6 +206,13 @@ ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
     return enif_make_int64(env, live);
 }
 
+ERL_NIF_TERM nif_abandoned_calls(ErlNifEnv *env, int argc,
+                                 const ERL_NIF_TERM argv[]) {
+    (void)argc;
+    (void)argv;
+    return enif_make_long(env, mirage_python_abandoned());
+}
+
 static ERL_NIF_TERM atom_list(ErlNifEnv *env, const ERL_NIF_TERM *atoms,
                               unsigned count) {
     return enif_make_list_from_array(env, atoms, count);

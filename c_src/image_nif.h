@@ -13,6 +13,9 @@ ERL_NIF_TERM nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_release(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_live_handles(ErlNifEnv *env, int argc,
                               const ERL_NIF_TERM argv[]);
+/* abandoned_calls/0: calls stopped because their caller died (pure C). */
+ERL_NIF_TERM nif_abandoned_calls(ErlNifEnv *env, int argc,
+                                 const ERL_NIF_TERM argv[]);
 /* atom_tables/0: the reason and format atoms made at load, by index. */
 ERL_NIF_TERM nif_atom_tables(ErlNifEnv *env, int argc,
                              const ERL_NIF_TERM argv[]);

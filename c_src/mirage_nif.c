@@ -92,6 +92,7 @@ static ErlNifFunc nif_funcs[] = {
     {"atom_tables", 0, nif_atom_tables, 0},
     {"loaded?", 0, nif_loaded, 0},
     {"log_delivered", 0, nif_log_delivered, 0},
+    {"abandoned_calls", 0, nif_abandoned_calls, 0},
 };
 
 ERL_NIF_INIT(Elixir.Mirage.NIF, nif_funcs, load, NULL, upgrade, unload)

@@ -125,7 +125,19 @@ void mirage_python_detach(void) {
 
 ErlNifEnv *mirage_python_caller_env(void) { return caller_env; }
 
+/* Counts the checks that found the caller gone: the first one stops the call,
+ * so this is the number of calls abandoned. */
+static long abandoned;
+
 int mirage_caller_alive(void) {
     /* Allowed on dirty schedulers, with the env of the NIF running there. */
-    return caller_env == NULL || enif_is_current_process_alive(caller_env);
+    if (caller_env == NULL || enif_is_current_process_alive(caller_env)) {
+        return 1;
+    }
+    __atomic_fetch_add(&abandoned, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+long mirage_python_abandoned(void) {
+    return __atomic_load_n(&abandoned, __ATOMIC_RELAXED);
 }

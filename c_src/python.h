@@ -39,4 +39,8 @@ void mirage_python_detach(void);
 /* The env of the NIF currently calling Python on this thread, or NULL. */
 ErlNifEnv *mirage_python_caller_env(void);
 
+/* How many calls Python has found running for a caller that died (each such
+ * call then stops at its next safe point). */
+long mirage_python_abandoned(void);
+
 #endif

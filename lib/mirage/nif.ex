@@ -92,6 +92,14 @@ defmodule Mirage.NIF do
     live_handles()
   end
 
+  # A normal-scheduler NIF (no Python): how many calls stopped early because their
+  # caller had died (the cooperative check at each safe point).
+  @spec abandoned_calls() :: non_neg_integer()
+  def abandoned_calls do
+    load!()
+    abandoned_calls()
+  end
+
   @doc "The atom tables the library made at load: reasons and formats, by index."
   @spec atom_tables() :: %{reasons: [atom()], formats: [atom()]}
   def atom_tables do

@@ -210,4 +210,34 @@ defmodule Mirage.NIFTest do
       wait_for_live_handles(0)
     end
   end
+
+  @tag :shared
+  test "a call whose caller died stops at its next safe point instead of running on" do
+    image = Mirage.from_bytes!(Mirage.Test.Shared.read!("bench-images/photo_12mp.jpg"))
+    # A slow call with safe points: a full decode, then (only if it runs on) a PNG
+    # encode at level 9 taking seconds. Its caller is killed during the decode.
+    attempt = fn ->
+      before = Mirage.NIF.abandoned_calls()
+      parent = self()
+
+      caller =
+        spawn(fn ->
+          send(parent, :calling)
+          Mirage.to_bytes(image, format: :png, compress_level: 9, timeout: :infinity)
+        end)
+
+      assert_receive :calling
+      Process.sleep(20)
+      Process.exit(caller, :kill)
+
+      Enum.any?(1..300, fn _ ->
+        Process.sleep(20)
+        Mirage.NIF.abandoned_calls() > before
+      end)
+    end
+
+    # Another attempt only where the kill landed before a dirty scheduler took the call.
+    assert Enum.any?(1..3, fn _ -> attempt.() end),
+           "no call was abandoned: the NIF ran on after its caller died"
+  end
 end
