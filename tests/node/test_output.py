@@ -21,7 +21,7 @@ def noisy_node(
         tmp_path_factory.mktemp("noisy"),
         epmd_port,
         cookie=cookie_file,
-        module="tests.node.noisy_node",
+        module="tests.node.fixture_node",
     )
     try:
         yield started

@@ -21,7 +21,7 @@ def slow_node(
         tmp_path_factory.mktemp("slow"),
         epmd_port,
         cookie=cookie_file,
-        module="tests.node.slow_node",
+        module="tests.node.fixture_node",
         extra=["--jobs", "2"],
     )
     try:
@@ -70,7 +70,7 @@ def test_other_requests_are_served_during_a_long_job(slow_node: PyNode, epmd_por
 def test_sigterm_during_a_job_exits_cleanly(
     epmd_port: int, cookie_file: Path, tmp_path: Path
 ) -> None:
-    node = start_node(tmp_path, epmd_port, cookie=cookie_file, module="tests.node.slow_node")
+    node = start_node(tmp_path, epmd_port, cookie=cookie_file, module="tests.node.fixture_node")
     try:
         reply = erl(
             f"M = {{mirage, {node.atom}}}, Self = self(), "

@@ -67,7 +67,7 @@ defmodule Mirage.Node.VMTest do
   end
 
   # The child VM drops a peer it hears nothing from for about 2 s; the worker's job
-  # spins for 6 s holding the GIL (tests/node/slow_node.py). The connection holds
+  # spins for 6 s holding the GIL (tests/node/fixture_node.py). The connection holds
   # only if the worker answers ticks while the job runs.
   @ticking ~S"""
   worker = String.to_atom(System.fetch_env!("MIRAGE_TICK_WORKER"))
@@ -99,7 +99,7 @@ defmodule Mirage.Node.VMTest do
     worker = "vmtick_#{System.pid()}@127.0.0.1"
     cookie = "tick_#{System.unique_integer([:positive])}"
 
-    # tests.node.slow_node is mirage.node with a formats/1 that can be made slow.
+    # tests.node.fixture_node is mirage.node with a formats/1 that can be made slow.
     port =
       Port.open({:spawn_executable, python.python}, [
         :binary,
@@ -107,7 +107,7 @@ defmodule Mirage.Node.VMTest do
         :stderr_to_stdout,
         {:line, 4096},
         args:
-          ["-m", "tests.node.slow_node", "--name", worker, "--address", "127.0.0.1"] ++
+          ["-m", "tests.node.fixture_node", "--name", worker, "--address", "127.0.0.1"] ++
             ["--net-ticktime", "2", "--jobs", "2"],
         env: [
           {~c"PYTHONPATH", String.to_charlist(File.cwd!())},
