@@ -89,6 +89,54 @@ defmodule Mirage.Test.Distributed do
 
   defp flunk_wait, do: raise(ExUnit.AssertionError, message: "condition not met in time")
 
+  @doc """
+  Starts `python -m module` (`mirage.node` or a test fixture built on it) as a worker
+  named `name` on 127.0.0.1 with `cookie` in its environment; `{port, os_pid}`. Its
+  output arrives as lines (`{:line, 4096}`). `path` is its PYTHONPATH (default: the
+  staged package).
+  """
+  @spec start_python_node(String.t(), String.t(), String.t(), [String.t()], String.t() | nil) ::
+          {port(), non_neg_integer()}
+  def start_python_node(module, name, cookie, extra, path \\ nil) do
+    {:ok, python} = Mirage.Python.interpreter()
+
+    port =
+      Port.open({:spawn_executable, python.python}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        {:line, 4096},
+        args: ["-m", module, "--name", name, "--address", "127.0.0.1"] ++ extra,
+        env: [
+          {~c"PYTHONPATH", String.to_charlist(path || python.path)},
+          {~c"MIRAGE_COOKIE", String.to_charlist(cookie)}
+        ]
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    {port, os_pid}
+  end
+
+  @doc "Waits for a line of `port`'s output containing `text`; flunks if it exits first."
+  @spec await_line(port(), String.t()) :: :ok
+  def await_line(port, text) do
+    receive do
+      {^port, {:data, {:eol, line}}} ->
+        if String.contains?(line, text), do: :ok, else: await_line(port, text)
+
+      {^port, {:data, {:noeol, _}}} ->
+        await_line(port, text)
+
+      {^port, {:exit_status, status}} ->
+        flunk_exit(text, status)
+    after
+      30_000 -> raise(ExUnit.AssertionError, message: "no line #{inspect(text)} in time")
+    end
+  end
+
+  defp flunk_exit(text, status),
+    do: raise(ExUnit.AssertionError, message: "exited with #{status} before #{inspect(text)}")
+
   @doc "The default pool with `spawn` workers, all connected (the conformance suite's)."
   @spec default_pool(pos_integer()) :: :ok
   def default_pool(spawn) do

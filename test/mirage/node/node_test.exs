@@ -339,21 +339,12 @@ defmodule Mirage.NodeTest do
 
     test "a worker dialling in with another cookie is refused" do
       name = "nodetest_#{System.pid()}_dialer@127.0.0.1"
-      {:ok, python} = Mirage.Python.interpreter()
 
-      port =
-        Port.open({:spawn_executable, python.python}, [
-          :binary,
-          :exit_status,
-          :stderr_to_stdout,
-          {:line, 4096},
-          args:
-            ["-m", "mirage.node", "--name", name, "--address", "127.0.0.1"] ++
-              ["--connect", Atom.to_string(node())],
-          env: [{~c"PYTHONPATH", String.to_charlist(python.path)}, {~c"MIRAGE_COOKIE", ~c"nope"}]
+      {port, os_pid} =
+        Distributed.start_python_node("mirage.node", name, "nope", [
+          "--connect",
+          Atom.to_string(node())
         ])
-
-      {:os_pid, os_pid} = Port.info(port, :os_pid)
 
       try do
         capture_log(fn ->
@@ -369,15 +360,5 @@ defmodule Mirage.NodeTest do
 
   defp assert_ready(%Worker{port: port}), do: assert_line(port, "mirage.node ready")
 
-  defp assert_line(port, text) do
-    receive do
-      {^port, {:data, {:eol, line}}} ->
-        if String.contains?(line, text), do: :ok, else: assert_line(port, text)
-
-      {^port, {:exit_status, status}} ->
-        flunk("the worker exited (#{status}) before printing #{inspect(text)}")
-    after
-      20_000 -> flunk("no line with #{inspect(text)}")
-    end
-  end
+  defp assert_line(port, text), do: Distributed.await_line(port, text)
 end

@@ -5,6 +5,8 @@ defmodule Mirage.Node.TLSTest do
   # never connected.
   use ExUnit.Case, async: true
 
+  alias Mirage.Test.Distributed
+
   @moduletag :node
   if reason = Mirage.ConformanceCase.unavailable(:node), do: @moduletag(skip: reason)
 
@@ -67,35 +69,10 @@ defmodule Mirage.Node.TLSTest do
     end
   end
 
-  defp start_worker(name, cookie, extra) do
-    {:ok, python} = Mirage.Python.interpreter()
+  defp start_worker(name, cookie, extra),
+    do: Distributed.start_python_node("mirage.node", name, cookie, extra)
 
-    port =
-      Port.open({:spawn_executable, python.python}, [
-        :binary,
-        :exit_status,
-        :stderr_to_stdout,
-        {:line, 4096},
-        args: ["-m", "mirage.node", "--name", name, "--address", "127.0.0.1"] ++ extra,
-        env: [
-          {~c"PYTHONPATH", String.to_charlist(python.path)},
-          {~c"MIRAGE_COOKIE", String.to_charlist(cookie)}
-        ]
-      ])
-
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    {port, os_pid}
-  end
-
-  defp wait_ready({port, _os_pid}) do
-    receive do
-      {^port, {:data, {:eol, "mirage.node ready " <> _}}} -> :ok
-      {^port, {:data, _}} -> wait_ready({port, nil})
-      {^port, {:exit_status, status}} -> flunk("a worker exited with #{status}")
-    after
-      30_000 -> flunk("a worker did not start")
-    end
-  end
+  defp wait_ready({port, _os_pid}), do: Distributed.await_line(port, "mirage.node ready")
 
   # A CA, and one certificate it signed for both ends (127.0.0.1), plus the VM's
   # ssl_dist options: verify the peer both ways.

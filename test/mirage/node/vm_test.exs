@@ -4,6 +4,8 @@ defmodule Mirage.Node.VMTest do
   # net_ticktime calling a job that outlasts it.
   use ExUnit.Case, async: true
 
+  alias Mirage.Test.Distributed
+
   @script """
   Application.put_env(:mirage, :node, spawn: 1)
   {:ok, _} = Application.ensure_all_started(:mirage)
@@ -95,27 +97,18 @@ defmodule Mirage.Node.VMTest do
 
   test "a job longer than a short net_ticktime keeps the connection (child VM, ticktime 2)" do
     ebin = :mirage |> :code.lib_dir() |> Path.join("ebin")
-    {:ok, python} = Mirage.Python.interpreter()
     worker = "vmtick_#{System.pid()}@127.0.0.1"
     cookie = "tick_#{System.unique_integer([:positive])}"
 
     # tests.node.fixture_node is mirage.node with a formats/1 that can be made slow.
-    port =
-      Port.open({:spawn_executable, python.python}, [
-        :binary,
-        :exit_status,
-        :stderr_to_stdout,
-        {:line, 4096},
-        args:
-          ["-m", "tests.node.fixture_node", "--name", worker, "--address", "127.0.0.1"] ++
-            ["--net-ticktime", "2", "--jobs", "2"],
-        env: [
-          {~c"PYTHONPATH", String.to_charlist(File.cwd!())},
-          {~c"MIRAGE_COOKIE", ~c"#{cookie}"}
-        ]
-      ])
-
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    {port, os_pid} =
+      Distributed.start_python_node(
+        "tests.node.fixture_node",
+        worker,
+        cookie,
+        ["--net-ticktime", "2", "--jobs", "2"],
+        File.cwd!()
+      )
 
     try do
       wait_ready(port)
@@ -136,15 +129,7 @@ defmodule Mirage.Node.VMTest do
     end
   end
 
-  defp wait_ready(port) do
-    receive do
-      {^port, {:data, {:eol, "mirage.node ready " <> _}}} -> :ok
-      {^port, {:data, _}} -> wait_ready(port)
-      {^port, {:exit_status, status}} -> flunk("the worker exited with #{status}")
-    after
-      30_000 -> flunk("the worker did not start")
-    end
-  end
+  defp wait_ready(port), do: Distributed.await_line(port, "mirage.node ready")
 
   defp read_pids(port) do
     receive do
