@@ -4,7 +4,8 @@
 #                    suite runs once per transport; MIRAGE_TRANSPORTS=nif,... limits it),
 #                    then memcheck
 #   make memcheck    ExUnit with the NIF under ASan and UBSan (docs/safety.md)
-#   make fuzz        coverage-guided fuzzing of the Python core and the ETF codec
+#   make fuzz        coverage-guided fuzzing of the Python core and the ETF codec,
+#                    mutation fuzzing of the JPEG decoder under ASan and UBSan
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,11 +18,14 @@ SIZE ?= 256x256
 .PHONY: setup system venv thumbnail test lint pytest exunit conformance memcheck fuzz format \
 	bench clean
 
-setup: system venv mirage/_png_unfilter.so
+setup: system venv mirage/_png_unfilter.so mirage/_jpeg_dc.so
 
-# PNG unfiltering for mirage/pngfast.py (every transport; without it Pillow decodes).
+# The fast paths' libraries (every transport; without them Pillow decodes):
+# PNG unfiltering for mirage/pngfast.py, 1/8-scale JPEG decoding for mirage/jpegdc.py.
 mirage/_png_unfilter.so: c_src/png/unfilter.c c_src/build.py
-	$(PY) c_src/build.py png
+	$(PY) c_src/build.py helper png
+mirage/_jpeg_dc.so: c_src/jpeg/dcscale.c c_src/build.py
+	$(PY) c_src/build.py helper jpeg
 
 # Debian packages: Erlang with its headers (erl_nif.h), Elixir, clang-format, and the
 # Python headers/venv module when no Python 3 with them is present.
@@ -57,7 +61,7 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	clang-format --dry-run --Werror c_src/*.c c_src/*.h c_src/png/*.c bench/*.c
+	clang-format --dry-run --Werror c_src/*.c c_src/*.h c_src/png/*.c c_src/jpeg/*.c fuzz/*.c bench/*.c
 	mix format --check-formatted
 
 pytest: setup
@@ -78,12 +82,16 @@ memcheck: setup
 	$(PY) tools/memcheck.py $(MEMCHECK_TESTS)
 
 # Coverage-guided fuzzing with atheris (libFuzzer), FUZZ_SECONDS per target: the ETF
-# codec, then Service.call on mutated files of FUZZ_IMAGES. Corpora grow across runs in
+# codec, then Service.call on mutated files of FUZZ_IMAGES; then fuzz/jpegdc_fuzz.c. Corpora grow across runs in
 # _build/fuzz/; a crash stops its target and leaves the input as _build/fuzz/*-crash-*,
 # slow or memory-hungry inputs land in _build/fuzz/slow/. See docs/safety.md.
 FUZZ_SECONDS ?= 60
 FUZZ_IMAGES ?= $(if $(wildcard ../shared/corpus),../shared/corpus,samples)
 FUZZ_DIR := _build/fuzz
+# The 1/8-scale JPEG decoder (c_src/jpeg/dcscale.c) under ASan and UBSan: mutations of
+# the JPEGs in FUZZ_IMAGES from a new generator seed each run (printed by make).
+JPEGDC_ITERATIONS ?= 200000
+JPEGDC_FUZZ_SEED ?= $(shell date +%s)
 fuzz: setup
 	mkdir -p $(FUZZ_DIR)/etf $(FUZZ_DIR)/service
 	test -d $(FUZZ_DIR)/etf-seeds || PYTHONPATH=. $(PY) fuzz/fuzz_etf.py seeds $(FUZZ_DIR)/etf-seeds
@@ -93,10 +101,14 @@ fuzz: setup
 	PYTHONPATH=. FUZZ_SLOW_DIR=$(FUZZ_DIR)/slow $(PY) fuzz/fuzz_service.py \
 	  -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=60 -print_final_stats=1 \
 	  -artifact_prefix=$(FUZZ_DIR)/service- $(FUZZ_DIR)/service $(FUZZ_DIR)/service-seeds
+	cc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
+	  fuzz/jpegdc_fuzz.c -lm -o $(FUZZ_DIR)/jpegdc_fuzz
+	cd $(FUZZ_DIR) && JPEGDC_FUZZ_SEED=$(JPEGDC_FUZZ_SEED) ./jpegdc_fuzz $(JPEGDC_ITERATIONS) \
+	  $$(find $(abspath $(FUZZ_IMAGES)) -name '*.jpg' -size -64k)
 
 format: setup
 	$(PY) -m ruff format .
-	clang-format -i c_src/*.c c_src/*.h bench/*.c
+	clang-format -i c_src/*.c c_src/*.h c_src/png/*.c c_src/jpeg/*.c fuzz/*.c bench/*.c
 	mix format
 
 # Benchmarks: baselines (pyvips with its bundled libvips, ImageMagick) are installed
@@ -115,4 +127,4 @@ bench: setup
 
 clean:
 	mix clean
-	rm -rf _build priv mirage/_png_unfilter.so
+	rm -rf _build priv mirage/_png_unfilter.so mirage/_jpeg_dc.so

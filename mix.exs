@@ -12,7 +12,7 @@ defmodule Mix.Tasks.Compile.MiragePython do
   @impl true
   def run(_args) do
     python = python!()
-    inputs = Path.wildcard("mirage/**/*.py") ++ ["c_src/png/unfilter.c"]
+    inputs = Path.wildcard("mirage/**/*.py") ++ ["c_src/png/unfilter.c", "c_src/jpeg/dcscale.c"]
 
     run_build(python, ["stage", "--out", "priv"], "priv/mirage_python.stamp", inputs, [
       "priv/mirage.env"

@@ -4,11 +4,13 @@ Run with the Python Mirage should use (a virtualenv's python is fine):
 
     python c_src/build.py stage --out priv
     python c_src/build.py nif --erts-include DIR --out priv
-    python c_src/build.py png
+    python c_src/build.py helper png|jpeg
 
-`png` builds mirage/_png_unfilter.so from c_src/png/unfilter.c (PNG unfiltering for
-mirage/pngfast.py, loaded with cffi's dlopen by any transport's Python); `stage`
-builds it too when a C compiler is there, before copying the package.
+`helper` builds a fast path's library into the package: mirage/_png_unfilter.so from
+c_src/png/unfilter.c (PNG unfiltering for mirage/pngfast.py) or mirage/_jpeg_dc.so
+from c_src/jpeg/dcscale.c (1/8-scale JPEG decoding for mirage/jpegdc.py), loaded
+with cffi's dlopen by any transport's Python; `stage` builds both when a C compiler
+is there, before copying the package.
 
 `stage` (Mix compiler :mirage_python, needed by every transport) copies the `mirage`
 package to priv/python so a release needs no checkout, and records the interpreter
@@ -144,25 +146,52 @@ def build(erts_include: Path, out: Path, cc: str, sanitize: str | None = None) -
     return out / f"{MODULE}.so"
 
 
-PNG_SOURCE = C_SRC / "png" / "unfilter.c"
-PNG_LIBRARY = ROOT / "mirage" / "_png_unfilter.so"
+# Libraries of the package's fast paths, loaded with cffi's dlopen by any
+# transport's Python; each is optional (without it Pillow does the work).
+HELPERS = {
+    # PNG unfiltering and filtering for mirage/pngfast.py
+    "png": (C_SRC / "png" / "unfilter.c", ROOT / "mirage" / "_png_unfilter.so", [], []),
+    # 1/8-scale JPEG decoding for mirage/jpegdc.py
+    "jpeg": (
+        C_SRC / "jpeg" / "dcscale.c",
+        ROOT / "mirage" / "_jpeg_dc.so",
+        ["-pthread"],
+        ["-lm"],
+    ),
+}
 
 
-def build_png(cc: str) -> Path:
-    """Compile the PNG unfilter library into the package (mirage/pngfast.py)."""
-    tmp = PNG_LIBRARY.with_suffix(".so.tmp")
-    run([cc, "-O2", "-fPIC", "-shared", *STRICT, str(PNG_SOURCE), "-o", str(tmp)])
-    os.replace(tmp, PNG_LIBRARY)
-    return PNG_LIBRARY
+def build_helper(name: str, cc: str, flags: list[str] | None = None) -> Path:
+    """Compile one fast-path library into the package (see HELPERS)."""
+    source, library, extra, libs = HELPERS[name]
+    tmp = library.with_suffix(".so.tmp")
+    run(
+        [
+            cc,
+            "-O2",
+            "-fPIC",
+            "-shared",
+            *STRICT,
+            *extra,
+            *(flags or []),
+            str(source),
+            *libs,
+            "-o",
+            str(tmp),
+        ]
+    )
+    os.replace(tmp, library)
+    return library
 
 
 def stage(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        build_png(os.environ.get("CC", "cc"))
-    except (OSError, subprocess.CalledProcessError) as exc:
-        # Optional: without it mirage/pngfast.py leaves PNG decoding to Pillow.
-        print(f"PNG unfilter library not built ({exc}): PNG decodes with Pillow", flush=True)
+    for name in HELPERS:
+        try:
+            build_helper(name, os.environ.get("CC", "cc"))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            # Optional: without it Pillow does that work.
+            print(f"{name} fast-path library not built ({exc}): Pillow decodes", flush=True)
     package = out / "python" / "mirage"
     shutil.rmtree(package, ignore_errors=True)
     shutil.copytree(ROOT / "mirage", package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -183,11 +212,14 @@ def main() -> None:
     nif.add_argument("--out", type=Path, default=ROOT / "priv")
     nif.add_argument("--cc", default=os.environ.get("CC", "cc"))
     nif.add_argument("--sanitize", help="instrument with -fsanitize=SANITIZE (e.g. address)")
-    png = commands.add_parser("png", help="build mirage/_png_unfilter.so")
-    png.add_argument("--cc", default=os.environ.get("CC", "cc"))
+    helper = commands.add_parser("helper", help="build a fast-path library into mirage/")
+    helper.add_argument("name", choices=sorted(HELPERS))
+    helper.add_argument("--cc", default=os.environ.get("CC", "cc"))
+    helper.add_argument("--sanitize", help="instrument with -fsanitize=SANITIZE")
     args = parser.parse_args()
-    if args.command == "png":
-        print(f"built {build_png(args.cc)}")
+    if args.command == "helper":
+        flags = [f"-fsanitize={args.sanitize}", "-g"] if args.sanitize else []
+        print(f"built {build_helper(args.name, args.cc, flags)}")
     elif args.command == "stage":
         print(f"staged {stage(args.out)}")
     else:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, overload
 from PIL import Image as PILImage
 from PIL import ImageFile
 
-from mirage import codec, deadline, fastpath, geometry, memory, metadata, pngfast, survey
+from mirage import codec, deadline, fastpath, geometry, jpegdc, memory, metadata, pngfast, survey
 from mirage.buffers import Encoded, Output, read_bytes
 from mirage.codec import EncodeOptions, Frames
 from mirage.errors import (
@@ -589,6 +589,11 @@ def _decode(
             if draft is not None and im.format in ("JPEG", "MPO") and count == 1:
                 box, size, margin = draft
                 request = geometry.draft_request(box, size, im.size, margin)
+                if jpegdc.applies(im.size, request):
+                    eighth = jpegdc.decode(image._source, im.mode, im.size)
+                    if eighth is not None:
+                        im.fp = None  # decoded: drop the file, which may borrow the buffer
+                        return Frames((eighth,)), (1 / jpegdc.SCALE,) * 2
                 drafted = im.draft(im.mode, request)
                 if drafted is not None:
                     # A DCT-scaled pixel covers n x n stored ones (the last row and

@@ -18,7 +18,7 @@ from tests.conftest import BENCH, CORPUS, gradient
 
 pytestmark = pytest.mark.skipif(
     not pngfast.available(),
-    reason="isal not installed or mirage/_png_unfilter.so not built (c_src/build.py png)",
+    reason="isal not installed or mirage/_png_unfilter.so not built (c_src/build.py helper png)",
 )
 
 PNG_FILES = sorted(CORPUS.glob("**/*.png")) + sorted(BENCH.glob("*.png"))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageOps, JpegImagePlugin
 
-from mirage import codec, geometry
+from mirage import codec, geometry, jpegdc
 from mirage.buffers import keep
 from mirage.errors import InvalidDimensions, TooManyPixels
 from mirage.formats import FORMATS, PILLOW_NAME
@@ -490,10 +490,19 @@ def big_jpeg() -> bytes:
 
 @pytest.fixture
 def drafts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, int]]]:
-    """Records each JPEG draft request and the size every decode_frames call sees."""
+    """Records each JPEG draft request and the size every decode_frames call sees
+    (or mirage.jpegdc decodes, at 1/8 scale, instead of Pillow)."""
     seen: dict[str, list[tuple[int, int]]] = {"requested": [], "decoded": []}
     original_draft = JpegImagePlugin.JpegImageFile.draft
     original_decode = codec.decode_frames
+    original_eighth = jpegdc.decode
+
+    def spy_eighth(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = original_eighth(*args, **kwargs)
+        if result is not None:
+            seen["requested"].append(result.size)
+            seen["decoded"].append(result.size)
+        return result
 
     def spy_draft(self, mode, size):  # type: ignore[no-untyped-def]
         seen["requested"].append(tuple(size))
@@ -505,6 +514,7 @@ def drafts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, int]]]:
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
     monkeypatch.setattr(codec, "decode_frames", spy_decode)
+    monkeypatch.setattr(jpegdc, "decode", spy_eighth)
     return seen
 
 
