@@ -18,12 +18,12 @@ library (no C compiler at set-up), every call returns ``None``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from PIL import Image as PILImage
 
-_LIBRARY = Path(__file__).resolve().parent / "_jpeg_dc.so"
+from mirage import native
+
 # The scale this path decodes at, and Pillow's draft would choose (1/8).
 SCALE = 8
 # Entropy-coded bytes per thread below which another thread costs more than it saves.
@@ -31,29 +31,17 @@ _BYTES_PER_THREAD = 1 << 18
 _MAX_THREADS = 4
 _MODES = {1: "L", 3: "RGB"}
 
-_lib: Any = None
-_loaded = False
+_LIBRARY = native.Library(
+    "_jpeg_dc.so",
+    "int mirage_jdc_probe(const uint8_t *data, size_t len, int *width, int *height,"
+    " int *channels);"
+    "int mirage_jdc_decode(const uint8_t *data, size_t len, int threads, uint8_t *out,"
+    " size_t out_len);",
+)
 
 
 def _library() -> Any:
-    global _lib, _loaded
-    if not _loaded:
-        _loaded = True
-        if _LIBRARY.exists():
-            import cffi  # type: ignore[import-untyped]
-
-            ffi = cffi.FFI()
-            ffi.cdef(
-                "int mirage_jdc_probe(const uint8_t *data, size_t len, int *width,"
-                " int *height, int *channels);"
-                "int mirage_jdc_decode(const uint8_t *data, size_t len, int threads,"
-                " uint8_t *out, size_t out_len);"
-            )
-            try:
-                _lib = (ffi, ffi.dlopen(str(_LIBRARY)))
-            except OSError:
-                _lib = None
-    return _lib
+    return _LIBRARY.get()
 
 
 def available() -> bool:

@@ -203,7 +203,7 @@ def test_thumbnail_uses_it_and_matches_pillow(monkeypatch: pytest.MonkeyPatch) -
 
 def test_library_path_is_inside_the_package() -> None:
     # Staging copies the package directory, so the library must live in it.
-    assert pngfast._LIBRARY.parent == Path(pngfast.__file__).resolve().parent
+    assert pngfast._LIBRARY.path.parent == Path(pngfast.__file__).resolve().parent
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
