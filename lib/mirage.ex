@@ -166,6 +166,10 @@ defmodule Mirage do
       and the orientation are kept either way.
     * `:frames` - `:all` (default) keeps every frame and its timing of an animated
       GIF, WebP or PNG; `:first` makes a still.
+    * `:threads` - the most threads the call may use (a large JPEG's decode, an
+      animation's frames): `:auto` (default) uses the cores, up to 4 for a JPEG;
+      `1` keeps the call on one, e.g. when concurrent callers already keep every
+      core busy. The output is the same bytes whatever it is.
     * the limits `:max_pixels` and `:allowed_formats`.
 
       iex> bytes = File.read!("samples/rocket.jpg")

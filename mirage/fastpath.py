@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from PIL import Image as PILImage
@@ -80,6 +82,28 @@ def encode_options(fmt: str) -> dict[str, Any]:
     return {k: dict(v) if isinstance(v, dict) else v for k, v in options.items()}
 
 
+# The most threads the current call may use (thumbnail's ``threads``); None: the
+# cores. A server whose callers already keep every core busy gains nothing from
+# more threads per call, and a benchmark of concurrency wants one per call.
+_threads_at_most: ContextVar[int | None] = ContextVar("mirage_threads_at_most", default=None)
+
+
+@contextmanager
+def threads_at_most(limit: int | None) -> Iterator[None]:
+    """Within the block, the current call uses at most ``limit`` threads."""
+    token = _threads_at_most.set(limit)
+    try:
+        yield
+    finally:
+        _threads_at_most.reset(token)
+
+
+def threads_allowed(wanted: int) -> int:
+    """How many of ``wanted`` threads the current call may use."""
+    limit = _threads_at_most.get()
+    return max(1, wanted if limit is None else min(wanted, limit))
+
+
 def map_frames(
     fn: Callable[[PILImage.Image], PILImage.Image], frames: Frames, out_pixels: int
 ) -> Frames:
@@ -89,7 +113,7 @@ def map_frames(
     (independent once decoded) are resampled on every core. A still image, or a
     small animation, stays on the caller's thread.
     """
-    if len(frames.images) < 2 or out_pixels <= _PARALLEL_ABOVE or _workers() < 2:
+    if len(frames.images) < 2 or out_pixels <= _PARALLEL_ABOVE or threads_allowed(_workers()) < 2:
         return frames.map(fn)
     images = tuple(_executor().map(fn, frames.images))
     return Frames(images, frames.durations, frames.loop)

@@ -165,6 +165,7 @@ class ThumbnailOptions(TypedDict, total=False):
     quality: int | None
     strip: bool
     frames: Literal["all", "first"]
+    threads: int | Literal["auto"]
     max_pixels: int
     allowed_formats: Sequence[str]
     max_scans: int
@@ -218,6 +219,7 @@ def thumbnail(
     quality: int | None = None,
     strip: bool = True,
     frames: Literal["all", "first"] = "all",
+    threads: int | Literal["auto"] = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_formats: Sequence[str] = DEFAULT_ALLOWED,
     max_scans: int = DEFAULT_MAX_SCANS,
@@ -235,7 +237,52 @@ def thumbnail(
     ``output`` receives the :class:`~mirage.buffers.Encoded` result and takes
     ownership of it; what it returns comes back in place of the bytes (a transport
     passes :func:`mirage.buffers.keep` to write the output where it needs it).
+
+    ``threads`` is the most threads the call may use (decoding a large JPEG,
+    resampling an animation's frames); ``"auto"`` lets it use the cores. The
+    result is the same whatever it is.
     """
+    if threads != "auto" and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or 'auto', got {threads!r}")
+    with fastpath.threads_at_most(None if threads == "auto" else threads):
+        return _thumbnail(
+            source,
+            width,
+            height,
+            output,
+            fit,
+            gravity,
+            filter,
+            upscale,
+            auto_orient,
+            format,
+            quality,
+            strip,
+            frames,
+            max_pixels,
+            allowed_formats,
+            max_scans,
+        )
+
+
+def _thumbnail(
+    source: bytes | memoryview | Image,
+    width: int,
+    height: int,
+    output: Output[Any],
+    fit: geometry.Fit,
+    gravity: str | tuple[float, float],
+    filter: Filter,
+    upscale: bool,
+    auto_orient: bool,
+    format: str | None,
+    quality: int | None,
+    strip: bool,
+    frames: Literal["all", "first"],
+    max_pixels: int,
+    allowed_formats: Sequence[str],
+    max_scans: int,
+) -> tuple[Any, Image]:
     opened = None
     if not isinstance(source, Image):
         # Read in place: the source is needed only for the length of this call.

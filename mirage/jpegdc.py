@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-from mirage import native
+from mirage import fastpath, native
 
 # The scale this path decodes at, and Pillow's draft would choose (1/8).
 SCALE = 8
@@ -83,7 +83,7 @@ def decode(
     pixels = bytearray(size[0] * size[1] * channels[0])
     target = ffi.from_buffer("uint8_t[]", pixels)
     if threads is None:
-        threads = _threads(len(source))
+        threads = fastpath.threads_allowed(_threads(len(source)))
     if jdc.mirage_jdc_decode(source, len(source), threads, target, len(pixels)):
         return None
     return PILImage.frombuffer(mode, size, pixels, "raw", mode, 0, 1)

@@ -59,6 +59,7 @@ _THUMBNAIL_OPTIONS = (
     "quality",
     "strip",
     "frames",
+    "threads",
 )
 
 

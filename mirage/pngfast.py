@@ -103,7 +103,7 @@ def _inflate_unfilter(
     expected = height * stride
     pixels = bytearray(height * rowbytes)
     target = ffi.from_buffer("uint8_t[]", pixels)
-    threaded = expected > 2 * _BAND
+    threaded = expected > 2 * _BAND and fastpath.threads_allowed(2) > 1
     inflater = _isal.decompressobj()
     view = memoryview(stream)
     pending = bytearray()

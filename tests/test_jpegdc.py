@@ -296,3 +296,31 @@ def test_mutated_files_under_sanitizers(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "4000 iterations" in run.stdout
+
+
+# --- the threads option ------------------------------------------------------------------------
+
+
+def test_threads_option_limits_the_decoder_and_never_changes_the_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mirage import fastpath
+
+    monkeypatch.setattr(jpegdc, "_threads", lambda size: 4)  # as if on a 4-core machine
+    allowed: list[int] = []
+    original = fastpath.threads_allowed
+
+    def spy(wanted: int) -> int:
+        allowed.append(original(wanted))
+        return allowed[-1]
+
+    monkeypatch.setattr(fastpath, "threads_allowed", spy)
+    data = jpeg((2400, 1600))
+    auto, _ = image.thumbnail(data, 100, 100)
+    assert allowed == [4]
+    one, _ = image.thumbnail(data, 100, 100, threads=1)
+    two, _ = image.thumbnail(data, 100, 100, threads=2)
+    assert allowed == [4, 1, 2]
+    assert auto == one == two
+    with pytest.raises(ValueError, match="threads"):
+        image.thumbnail(data, 100, 100, threads=0)

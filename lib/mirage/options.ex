@@ -32,7 +32,20 @@ defmodule Mirage.Options do
 
   # Each operation's own options (this module owns the names and their values; the
   # Python core's keyword arguments are checked against them by tables_test.exs).
-  @thumbnail [:fit, :gravity, :filter, :upscale, :auto_orient, :format, :quality, :strip, :frames]
+  @thumbnail [
+    :fit,
+    :gravity,
+    :filter,
+    :upscale,
+    :auto_orient,
+    :format,
+    :quality,
+    :strip,
+    :frames,
+    :threads
+  ]
+  # The most threads one call may ask for (`:auto`: the cores).
+  @max_threads 256
   @operations %{
     from_bytes: [],
     info: [],
@@ -98,6 +111,7 @@ defmodule Mirage.Options do
       max_scans: {:integer, 1..@default_max_scans},
       allowed_formats: {:list_of, @formats},
       background: :color,
+      threads: :threads,
       timeout: :timeout,
       transport: :transport
     })
@@ -185,6 +199,8 @@ defmodule Mirage.Options do
     do: v
 
   def check!(:max_scans, v) when is_integer(v) and v > 0, do: v
+  def check!(:threads, :auto), do: :auto
+  def check!(:threads, v) when is_integer(v) and v in 1..@max_threads, do: v
 
   def check!(:transport, v) do
     case Mirage.Transport.module(v) do
@@ -222,6 +238,7 @@ defmodule Mirage.Options do
     compress_level: "an integer in 0..9",
     max_pixels: "a positive integer",
     max_scans: "a positive integer",
+    threads: ":auto or an integer in 1..#{@max_threads}",
     timeout: "a positive integer of milliseconds up to #{@max_timeout}, or :infinity",
     transport: "a transport",
     upscale: "a boolean",

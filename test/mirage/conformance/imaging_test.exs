@@ -72,6 +72,27 @@ defmodule Mirage.Conformance.ImagingTest do
       end
     end
 
+    describe "thumbnail/4 threads" do
+      @tag :shared
+      test "one thread or the cores: the same bytes, from a JPEG decoded at 1/8" do
+        # 4000x3000 to 256x256 decodes at 1/8, where the decoder splits the scan
+        # between threads when it may.
+        bytes = Shared.read!("bench-images/photo_12mp.jpg")
+        {:ok, auto, _} = Mirage.thumbnail(bytes, 256, 256)
+        {:ok, one, _} = Mirage.thumbnail(bytes, 256, 256, threads: 1)
+        {:ok, three, _} = Mirage.thumbnail(bytes, 256, 256, threads: 3)
+        assert auto == one and one == three
+
+        assert_raise ArgumentError, ~r/option :threads/, fn ->
+          Mirage.thumbnail(bytes, 256, 256, threads: 0)
+        end
+
+        assert_raise ArgumentError, ~r/option :threads/, fn ->
+          Mirage.thumbnail(bytes, 256, 256, threads: :many)
+        end
+      end
+    end
+
     describe "thumbnail/4 geometry" do
       test "each fit mode gives the documented size" do
         # 640x427 into 200x200.
