@@ -43,6 +43,18 @@ PNG_CHUNKS_BASE = 8192
 #: on all frames, while its first frame stays usable.
 FRAME_FLOOR = 64 * 64
 MIN_FRAMES_WALKED = 1024
+#: GIF data sub-blocks (of extensions and image data) walked: a base, eight per frame
+#: and one per 64 bytes read. Encoders write 255-byte sub-blocks; a flood of 1-byte
+#: ones makes Pillow keep each comment block as its own object (hundreds of MB for
+#: a few MB of file) and both walks loop once per block.
+GIF_BLOCKS_BASE = 1 << 16
+#: Most entries in a TIFF's first directory: Pillow parses each one in Python, and a
+#: BigTIFF's count has no 16-bit ceiling. Real files have a few dozen.
+MAX_TIFF_ENTRIES = 4096
+#: The least pixels a TIFF strip or tile is charged with (16x16, the smallest tile
+#: TIFF allows): Pillow handles each one in Python, so a tall image of one-row strips
+#: costs far more per strip than its pixels.
+STRIP_FLOOR = 16 * 16
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ def survey(
     if head[:6] in (b"GIF87a", b"GIF89a") and "gif" in allowed:
         return _gif(data, max_frames)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") and "tiff" in allowed:
-        return _tiff(data, max_frames)
+        return _tiff(data, max_frames, max_pixels)
     return Survey()
 
 
@@ -184,15 +196,22 @@ def _png(data: bytes | memoryview) -> Survey:
     return Survey(frames=max(1, controls + still_first))
 
 
-def _gif_blocks(data: bytes | memoryview, pos: int) -> int:
-    """The position after a run of data sub-blocks (or the end of the data)."""
+def _gif_blocks(data: bytes | memoryview, pos: int, blocks: int, base: int) -> tuple[int, int]:
+    """The position after a run of data sub-blocks (or the end of the data), and the
+    count of sub-blocks so far, ``blocks`` before the run.
+
+    Raises :class:`TooComplex` once the count passes ``base`` plus one per 64 bytes.
+    """
     size = len(data)
     while pos < size:
         length = data[pos]
         pos += 1 + length
+        blocks += 1
+        if blocks > base + pos // 64:
+            raise TooComplex(f"more than {blocks - 1} GIF data sub-blocks in {pos} bytes")
         if length == 0:
             break
-    return pos
+    return pos, blocks
 
 
 def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
@@ -203,13 +222,14 @@ def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
     flags = data[10]
     pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     canvases: list[int] = []
-    junk = 0
+    junk = blocks = 0
     while pos < size:
         tag = data[pos]
         if tag == 0x3B:  # trailer
             break
+        base = GIF_BLOCKS_BASE + 8 * len(canvases)
         if tag == 0x21:  # extension: label, then sub-blocks
-            pos = _gif_blocks(data, pos + 2)
+            pos, blocks = _gif_blocks(data, pos + 2, blocks, base)
         elif tag == 0x2C:  # image descriptor
             if pos + 11 > size:
                 break
@@ -222,7 +242,7 @@ def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
                 break  # enough to know that all frames can never fit the budget
             local = data[pos + 9]
             pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
-            pos = _gif_blocks(data, pos + 1)  # after the LZW code size byte
+            pos, blocks = _gif_blocks(data, pos + 1, blocks, base)  # after the LZW code size
         else:
             # Pillow skips a stray byte at a time.
             junk += 1
@@ -234,7 +254,7 @@ def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
     return Survey(frames=len(canvases), canvases=tuple(canvases))
 
 
-def _tiff(data: bytes | memoryview, max_frames: int) -> Survey:
+def _tiff(data: bytes | memoryview, max_frames: int, max_pixels: int) -> Survey:
     size = len(data)
     order: Literal["little", "big"] = "little" if data[0] == 0x49 else "big"
     big = data[2 if order == "little" else 3] == 0x2B
@@ -251,8 +271,66 @@ def _tiff(data: bytes | memoryview, max_frames: int) -> Survey:
         if len(seen) > max_frames:
             break  # a lower bound, over the budget already
         entries = int.from_bytes(data[offset : offset + count_size], order)
+        if len(seen) == 1:
+            if entries > MAX_TIFF_ENTRIES:
+                raise TooComplex(f"{entries} TIFF directory entries exceed {MAX_TIFF_ENTRIES}")
+            _tiff_layout(data, offset + count_size, entries, order, big, max_pixels)
         at = offset + count_size + entries * entry_size
         if at + next_size > size:
             break
         offset = int.from_bytes(data[at : at + next_size], order)
     return Survey(frames=len(seen)) if seen else Survey()
+
+
+# TIFF tags read from the first directory, and the value types they may have.
+_WIDTH, _LENGTH, _SAMPLES, _ROWS, _PLANAR = 256, 257, 277, 278, 284
+_TILE_WIDTH, _TILE_LENGTH = 322, 323
+_STRIP_OFFSETS, _TILE_OFFSETS = 273, 324
+_INTEGER_SIZES = {3: 2, 4: 4, 16: 8}  # SHORT, LONG, LONG8
+
+
+def _tiff_layout(
+    data: bytes | memoryview,
+    pos: int,
+    entries: int,
+    order: Literal["little", "big"],
+    big: bool,
+    max_pixels: int,
+) -> None:
+    """Refuse a first page whose strips or tiles cost more than its pixels: more of
+    them than its size needs (Pillow decodes every one, going round the image again),
+    or so many that, each charged at least STRIP_FLOOR pixels, they exceed the budget.
+    """
+    entry_size, value_size = (20, 8) if big else (12, 4)
+    values: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    end = min(len(data), pos + entries * entry_size)
+    for at in range(pos, end - entry_size + 1, entry_size):
+        tag = int.from_bytes(data[at : at + 2], order)
+        kind = int.from_bytes(data[at + 2 : at + 4], order)
+        count = int.from_bytes(data[at + 4 : at + 4 + value_size], order)
+        counts[tag] = count
+        width = _INTEGER_SIZES.get(kind)
+        if width is not None and count == 1 and width <= value_size:
+            start = at + 4 + value_size
+            values[tag] = int.from_bytes(data[start : start + width], order)
+    width, length = values.get(_WIDTH, 0), values.get(_LENGTH, 0)
+    if _TILE_OFFSETS in counts:
+        piece_width, piece_length = values.get(_TILE_WIDTH, 0), values.get(_TILE_LENGTH, 0)
+        pieces = counts[_TILE_OFFSETS]
+    elif _STRIP_OFFSETS in counts:
+        piece_width, piece_length = width, min(values.get(_ROWS, length), length)
+        pieces = counts[_STRIP_OFFSETS]
+    else:
+        return
+    if not (width and length and piece_width and piece_length):
+        return  # Pillow or libtiff reports what is wrong
+    planes = values.get(_SAMPLES, 1) if values.get(_PLANAR, 1) == 2 else 1
+    needed = -(-width // piece_width) * -(-length // piece_length) * planes
+    if pieces > needed:
+        raise TooComplex(f"{pieces} TIFF strips or tiles where the image needs {needed}")
+    if pieces * STRIP_FLOOR > max_pixels:
+        raise TooComplex(
+            f"{pieces} TIFF strips or tiles, at least {STRIP_FLOOR} pixels each, "
+            f"exceed the budget of {max_pixels}"
+        )
