@@ -55,6 +55,10 @@ MAX_TIFF_ENTRIES = 4096
 #: TIFF allows): Pillow handles each one in Python, so a tall image of one-row strips
 #: costs far more per strip than its pixels.
 STRIP_FLOOR = 16 * 16
+#: How many pixels each pixel of an RLE-compressed BMP is charged: Pillow decodes RLE
+#: in Python, with a loop step per pixel where a row is padded or 4-bit runs expand,
+#: many times slower than the formats decoded in C.
+RLE_WEIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def survey(
         return _gif(data, max_frames)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") and "tiff" in allowed:
         return _tiff(data, max_frames, max_pixels)
+    if head[:2] == b"BM" and "bmp" in allowed:
+        _bmp(data, max_pixels)
     return Survey()
 
 
@@ -99,6 +105,24 @@ def _u16be(data: bytes | memoryview, pos: int) -> int:
 
 def _u16le(data: bytes | memoryview, pos: int) -> int:
     return data[pos] | (data[pos + 1] << 8)
+
+
+# BMP compressions Pillow decodes in Python: RLE8 and RLE4.
+_BMP_RLE = frozenset({1, 2})
+
+
+def _bmp(data: bytes | memoryview, max_pixels: int) -> None:
+    if len(data) < 34 or int.from_bytes(data[14:18], "little") < 40:
+        return  # OS/2 1.x headers have no compression field
+    width = abs(int.from_bytes(data[18:22], "little", signed=True))
+    height = abs(int.from_bytes(data[22:26], "little", signed=True))
+    if int.from_bytes(data[30:34], "little") in _BMP_RLE:
+        charged = width * height * RLE_WEIGHT
+        if charged > max_pixels:
+            raise TooComplex(
+                f"an RLE BMP of {width}x{height} pixels, each charged {RLE_WEIGHT}, "
+                f"exceeds the budget of {max_pixels}"
+            )
 
 
 # Start-of-frame markers of progressive JPEGs (Huffman or arithmetic coded).

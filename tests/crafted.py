@@ -95,6 +95,22 @@ def webp(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def bmp_rle(width: int, height: int, *, bits: int = 8) -> bytes:
+    """An RLE8 (``bits=8``) or RLE4 BMP whose every row is one pixel and an end of line
+    (Pillow then pads the row a pixel at a time, in Python)."""
+    colours = 1 << bits
+    palette = b"".join(bytes((i * 255 // (colours - 1), 64, 128, 0)) for i in range(colours))
+    pixels = b"\x01\x01\x00\x00" * height + b"\x00\x01"  # one pixel, end of line; end
+    compression = 1 if bits == 8 else 2
+    header = struct.pack(
+        "<IiiHHIIiiII", 40, width, height, 1, bits, compression, len(pixels), 2835, 2835, colours, 0
+    )
+    offset = 14 + len(header) + len(palette)
+    return (
+        b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + palette + pixels
+    )
+
+
 # --- TIFF layouts -----------------------------------------------------------------------
 
 _SHORT, _LONG, _LONG8 = 3, 4, 16
@@ -269,6 +285,16 @@ CORPUS: dict[str, Crafted] = {
         "too_complex",
         "8x8 TIFF whose directory has 4100 private tags (limit 4096)",
         lambda: tiff(8, 8, extra_entries=4100 - 8),
+    ),
+    "bmp_rle8_3000x3000.bmp": Crafted(
+        "too_complex",
+        "RLE8 BMP of 3000x3000, each row one pixel and an end of line (9 MP charged 8 each)",
+        lambda: bmp_rle(3000, 3000),
+    ),
+    "bmp_rle4_3000x3000.bmp": Crafted(
+        "too_complex",
+        "RLE4 BMP of 3000x3000, each row one pixel and an end of line (9 MP charged 8 each)",
+        lambda: bmp_rle(3000, 3000, bits=4),
     ),
     "png_20000x20000.png": Crafted(
         "too_many_pixels",

@@ -329,6 +329,24 @@ def test_a_flood_of_gif_sub_blocks_is_refused() -> None:
     assert survey.survey(long, ("gif",), max_pixels=10**6).frames == 1
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+def test_rle_bmp_pixels_are_charged_eight_times(bits: int) -> None:
+    # Pillow decodes RLE in Python: a row padded after one pixel costs a loop step per
+    # pixel (a 29 KB RLE8 BMP of 7000x7000 took seconds).
+    data = crafted.bmp_rle(300, 200, bits=bits)
+    charged = 300 * 200 * survey.RLE_WEIGHT
+    assert thumbnail(data, 30, 20, max_pixels=charged)[1].width == 30
+    for op in (
+        lambda: info(data, max_pixels=charged - 1),
+        lambda: thumbnail(data, 30, 20, max_pixels=charged - 1),
+    ):
+        with pytest.raises(TooComplex):
+            op()
+    # An uncompressed BMP of the same size is charged its pixels.
+    plain = encode(PILImage.new("P", (300, 200)), "BMP")
+    assert info(plain, max_pixels=300 * 200).width == 300
+
+
 # --- a corrupt later frame ----------------------------------------------------------------------
 
 

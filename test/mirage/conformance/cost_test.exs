@@ -76,6 +76,15 @@ defmodule Mirage.Conformance.CostTest do
       end
     end
 
+    test "an RLE BMP's pixels are charged eight times: too_complex past an eighth of the budget" do
+      for name <- ~w(bmp_rle8_3000x3000.bmp bmp_rle4_3000x3000.bmp) do
+        bmp = File.read!("test/fixtures/crafted/" <> name)
+        assert Mirage.info(bmp) == {:error, :too_complex}, name
+        assert Mirage.thumbnail(bmp, 8, 8) == {:error, :too_complex}, name
+        assert {:ok, %{width: 3000}} = Mirage.info(bmp, max_pixels: 3000 * 3000 * 8), name
+      end
+    end
+
     test "a GIF comment of 70 000 one-byte sub-blocks is too_complex" do
       {gif, _image} = Mirage.thumbnail!(@sample, 4, 4, format: :gif)
       <<head::binary-13, _::binary>> = gif
