@@ -296,9 +296,7 @@ def _tiff(data: bytes | memoryview, max_frames: int, max_pixels: int) -> Survey:
             break  # a lower bound, over the budget already
         entries = int.from_bytes(data[offset : offset + count_size], order)
         if len(seen) == 1:
-            if entries > MAX_TIFF_ENTRIES:
-                raise TooComplex(f"{entries} TIFF directory entries exceed {MAX_TIFF_ENTRIES}")
-            _tiff_layout(data, offset + count_size, entries, order, big, max_pixels)
+            _tiff_first_page(data, offset, order, big, max_pixels)
         at = offset + count_size + entries * entry_size
         if at + next_size > size:
             break
@@ -306,50 +304,106 @@ def _tiff(data: bytes | memoryview, max_frames: int, max_pixels: int) -> Survey:
     return Survey(frames=len(seen)) if seen else Survey()
 
 
-# TIFF tags read from the first directory, and the value types they may have.
+# TIFF tags of the first page's layout.
 _WIDTH, _LENGTH, _SAMPLES, _ROWS, _PLANAR = 256, 257, 277, 278, 284
 _TILE_WIDTH, _TILE_LENGTH = 322, 323
-_STRIP_OFFSETS, _TILE_OFFSETS = 273, 324
-_INTEGER_SIZES = {3: 2, 4: 4, 16: 8}  # SHORT, LONG, LONG8
+_STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS = 273, 279, 324, 325
+#: The EXIF and GPS sub-directories, read with the header (mirage.metadata).
+_SUB_DIRECTORIES = (0x8769, 0x8825)
+
+#: The most values, summed over a TIFF directory's entries, that Pillow may turn into
+#: Python objects when a tag is read (the header read reads the first page's and its
+#: EXIF and GPS directories). A rational costs as much as RATIONAL_COST integers.
+#: A 16-bit colour map (196 608 values) fits. Strip and tile offsets and byte counts
+#: are bounded by the layout instead.
+MAX_TIFF_VALUES = 1 << 19
+RATIONAL_COST = 64
+
+# Bytes per value of TIFF's numeric types; BYTE, ASCII and UNDEFINED values stay bytes.
+_NUMERIC_SIZES = {3: 2, 4: 4, 5: 8, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+_RATIONALS = frozenset({5, 10})
 
 
-def _tiff_layout(
-    data: bytes | memoryview,
-    pos: int,
-    entries: int,
-    order: Literal["little", "big"],
-    big: bool,
-    max_pixels: int,
-) -> None:
-    """Refuse a first page whose strips or tiles cost more than its pixels: more of
-    them than its size needs (Pillow decodes every one, going round the image again),
-    or so many that, each charged at least STRIP_FLOOR pixels, they exceed the budget.
-    """
-    entry_size, value_size = (20, 8) if big else (12, 4)
-    values: dict[int, int] = {}
-    counts: dict[int, int] = {}
+@dataclass(frozen=True)
+class _Entry:
+    kind: int
+    count: int
+    #: The value, when it is one integer stored in the entry itself.
+    value: int | None
+
+
+def _tiff_directory(
+    data: bytes | memoryview, offset: int, order: Literal["little", "big"], big: bool
+) -> dict[int, _Entry]:
+    """The entries of the directory at ``offset``, refused if there are too many or
+    their values would cost too much to read."""
+    count_size, entry_size, value_size = (8, 20, 8) if big else (2, 12, 4)
+    entries = int.from_bytes(data[offset : offset + count_size], order)
+    if entries > MAX_TIFF_ENTRIES:
+        raise TooComplex(f"{entries} TIFF directory entries exceed {MAX_TIFF_ENTRIES}")
+    pos = offset + count_size
     end = min(len(data), pos + entries * entry_size)
+    found: dict[int, _Entry] = {}
+    cost = 0
     for at in range(pos, end - entry_size + 1, entry_size):
         tag = int.from_bytes(data[at : at + 2], order)
         kind = int.from_bytes(data[at + 2 : at + 4], order)
         count = int.from_bytes(data[at + 4 : at + 4 + value_size], order)
-        counts[tag] = count
-        width = _INTEGER_SIZES.get(kind)
-        if width is not None and count == 1 and width <= value_size:
+        width = _NUMERIC_SIZES.get(kind)
+        value = None
+        if width is not None and count == 1 and width <= value_size and kind not in _RATIONALS:
             start = at + 4 + value_size
-            values[tag] = int.from_bytes(data[start : start + width], order)
-    width, length = values.get(_WIDTH, 0), values.get(_LENGTH, 0)
-    if _TILE_OFFSETS in counts:
-        piece_width, piece_length = values.get(_TILE_WIDTH, 0), values.get(_TILE_LENGTH, 0)
-        pieces = counts[_TILE_OFFSETS]
-    elif _STRIP_OFFSETS in counts:
-        piece_width, piece_length = width, min(values.get(_ROWS, length), length)
-        pieces = counts[_STRIP_OFFSETS]
+            value = int.from_bytes(data[start : start + width], order)
+        found[tag] = _Entry(kind, count, value)
+        if width is not None and tag not in (
+            _STRIP_OFFSETS,
+            _STRIP_COUNTS,
+            _TILE_OFFSETS,
+            _TILE_COUNTS,
+        ):
+            cost += count * (RATIONAL_COST if kind in _RATIONALS else 1)
+            if cost > MAX_TIFF_VALUES:
+                raise TooComplex(f"TIFF tag {tag}: more than {MAX_TIFF_VALUES} values to read")
+    return found
+
+
+def _tiff_first_page(
+    data: bytes | memoryview,
+    offset: int,
+    order: Literal["little", "big"],
+    big: bool,
+    max_pixels: int,
+) -> None:
+    entries = _tiff_directory(data, offset, order, big)
+    for tag in _SUB_DIRECTORIES:
+        sub = entries.get(tag)
+        if sub is not None and sub.value and sub.value < len(data):
+            _tiff_directory(data, sub.value, order, big)
+    _tiff_layout(entries, max_pixels)
+
+
+def _tiff_layout(entries: dict[int, _Entry], max_pixels: int) -> None:
+    """Refuse a first page whose strips or tiles cost more than its pixels: more of
+    them than its size needs (Pillow decodes every one, going round the image again),
+    or so many that, each charged at least STRIP_FLOOR pixels, they exceed the budget.
+    """
+
+    def value(tag: int, default: int = 0) -> int:
+        entry = entries.get(tag)
+        return default if entry is None or entry.value is None else entry.value
+
+    width, length = value(_WIDTH), value(_LENGTH)
+    if _TILE_OFFSETS in entries:
+        piece_width, piece_length = value(_TILE_WIDTH), value(_TILE_LENGTH)
+        pieces = entries[_TILE_OFFSETS].count
+    elif _STRIP_OFFSETS in entries:
+        piece_width, piece_length = width, min(value(_ROWS, length), length)
+        pieces = entries[_STRIP_OFFSETS].count
     else:
         return
     if not (width and length and piece_width and piece_length):
         return  # Pillow or libtiff reports what is wrong
-    planes = values.get(_SAMPLES, 1) if values.get(_PLANAR, 1) == 2 else 1
+    planes = value(_SAMPLES, 1) if value(_PLANAR, 1) == 2 else 1
     needed = -(-width // piece_width) * -(-length // piece_length) * planes
     if pieces > needed:
         raise TooComplex(f"{pieces} TIFF strips or tiles where the image needs {needed}")

@@ -113,7 +113,7 @@ def bmp_rle(width: int, height: int, *, bits: int = 8) -> bytes:
 
 # --- TIFF layouts -----------------------------------------------------------------------
 
-_SHORT, _LONG, _LONG8 = 3, 4, 16
+_SHORT, _LONG, _RATIONAL = 3, 4, 5
 
 
 def tiff(
@@ -125,13 +125,17 @@ def tiff(
     pieces: int | None = None,
     extra_entries: int = 0,
     big: bool = False,
+    rationals: tuple[int, int] | None = None,
+    in_exif: bool = False,
 ) -> bytes:
     """An uncompressed 8-bit greyscale TIFF of black pixels, little-endian.
 
     Its strips (``rows_per_strip``, default one strip) or tiles (``tile``) are as many
     as the size needs unless ``pieces`` says otherwise: surplus ones point at the same
     data. ``extra_entries`` adds private tags (SHORT, one value each) to the
-    directory; ``big`` writes a BigTIFF.
+    directory; ``big`` writes a BigTIFF. ``rationals`` is a tag and a count of
+    RATIONAL values (each 1/1) for it, in the directory or, if ``in_exif``, in an
+    EXIF sub-directory (not with ``big``).
     """
     if tile is not None:
         across, down = -(-width // tile[0]), -(-height // tile[1])
@@ -159,6 +163,8 @@ def tiff(
     entries.append((counts_tag, _LONG, [piece_bytes] * count))
     # Tags 10000 and up: no specification defines any of them.
     entries += [(10000 + i, _SHORT, [i % 65536]) for i in range(extra_entries)]
+    if rationals is not None:
+        entries.append((0x8769, _LONG, [0]) if in_exif else (rationals[0], _RATIONAL, []))
     entries.sort(key=lambda entry: entry[0])
 
     head, count_format, entry_size, inline = (16, "<Q", 20, 8) if big else (8, "<H", 12, 4)
@@ -167,11 +173,19 @@ def tiff(
     array_at: dict[int, int] = {}
     for tag, kind, values in entries:
         size = len(values) * (2 if kind == _SHORT else 4)
-        if size > inline:
+        if kind != _RATIONAL and size > inline:
             array_at[tag] = head + ifd_size + len(arrays)
             arrays += bytes(size)
     pixels_at = head + ifd_size + len(arrays)
     offsets = [pixels_at + (i % needed) * piece_bytes for i in range(count)]
+    after = pixels_at + needed * piece_bytes  # an EXIF directory, then the rationals
+    tail = b""
+    if rationals is not None:
+        tag, number_of = rationals
+        blob_at = after + (18 if in_exif else 0)
+        if in_exif:
+            tail = struct.pack("<HHHII", 1, tag, _RATIONAL, number_of, blob_at) + bytes(4)
+        tail += struct.pack("<II", 1, 1) * number_of
 
     out = bytearray(
         b"II+\x00" + struct.pack("<HHQ", 8, 0, head)
@@ -180,6 +194,11 @@ def tiff(
     )
     out += struct.pack(count_format, len(entries))
     for tag, kind, values in entries:
+        if kind == _RATIONAL:
+            out += struct.pack("<HHII", tag, kind, rationals[1], after)  # type: ignore[index]
+            continue
+        if tag == 0x8769:
+            values = [after]
         values = offsets if tag == offsets_tag else values
         packed = struct.pack("<" + ("H" if kind == _SHORT else "I") * len(values), *values)
         if tag in array_at:
@@ -191,7 +210,7 @@ def tiff(
         number = len(values).to_bytes(8 if big else 4, "little")
         out += struct.pack("<HH", tag, kind) + number + field
     out += bytes(inline)  # no next directory
-    return bytes(out + arrays + bytes(needed * piece_bytes))
+    return bytes(out + arrays + bytes(needed * piece_bytes) + tail)
 
 
 # --- structure floods ---------------------------------------------------------------------
@@ -295,6 +314,11 @@ CORPUS: dict[str, Crafted] = {
         "too_complex",
         "RLE4 BMP of 3000x3000, each row one pixel and an end of line (9 MP charged 8 each)",
         lambda: bmp_rle(3000, 3000, bits=4),
+    ),
+    "tiff_exif_rationals.tif": Crafted(
+        "too_complex",
+        "8x8 TIFF whose EXIF directory holds ExposureTime as 8200 rationals (limit 8192)",
+        lambda: tiff(8, 8, rationals=(0x829A, 8200), in_exif=True),
     ),
     "png_20000x20000.png": Crafted(
         "too_many_pixels",

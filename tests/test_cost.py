@@ -316,6 +316,21 @@ def test_a_tiff_directory_of_thousands_of_entries_is_refused(
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("tag", [282, 0x829A])  # XResolution; ExposureTime, in EXIF
+def test_tiff_tags_of_too_many_values_are_refused(tag: int) -> None:
+    # Pillow turns each rational into an object when a tag is read (the header read
+    # reads the first page's tags and its EXIF directory): a million of them in 8 MB
+    # took seconds and hundreds of MB.
+    in_exif = tag != 282
+    limit = survey.MAX_TIFF_VALUES // survey.RATIONAL_COST
+    fits = crafted.tiff(8, 8, rationals=(tag, limit - 16), in_exif=in_exif)
+    assert thumbnail(fits, 4, 4)[1].width == 4
+    flood = crafted.tiff(8, 8, rationals=(tag, limit + 1), in_exif=in_exif)
+    for op in (lambda: info(flood), lambda: thumbnail(flood, 4, 4)):
+        with pytest.raises(TooComplex):
+            op()
+
+
 def test_a_flood_of_gif_sub_blocks_is_refused() -> None:
     # One comment of 1-byte sub-blocks: Pillow keeps each as its own object.
     fits = crafted.gif_comment_flood(survey.GIF_BLOCKS_BASE - 10)
