@@ -40,7 +40,9 @@ defmodule Mirage do
       `config :mirage, max_scans: n`, else 100; encoders write about 10). Each scan
       is a pass over the whole image, so a file of thousands of near-empty scans
       gives `{:error, :too_complex}` before any decoding, as do floods of markers,
-      chunks, frames or pages that a header read would otherwise walk.
+      chunks, frames or pages that a header read would otherwise walk, and layouts
+      whose work outgrows their pixels (TIFF strips or tiles, RLE BMPs; see
+      docs/errors.md).
     * `:allowed_formats`: the formats that may be decoded (default
       `config :mirage, allowed_formats: [...]`, else all of `:jpg`, `:png`, `:gif`,
       `:webp`, `:bmp`, `:tiff`); others give `{:error, :unsupported_image_format}`.
