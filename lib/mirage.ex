@@ -165,7 +165,8 @@ defmodule Mirage do
     * `:format` - output format (default: the source's); `:quality` - 1..100 for
       `:jpg` (default 85) and `:webp` (default 80).
     * `:strip` - drop EXIF, XMP and comments (default `true`); the colour profile
-      and the orientation are kept either way.
+      and the orientation are kept either way. EXIF too costly to write back (see
+      docs/errors.md) is dropped with a warning, as unreadable EXIF is.
     * `:frames` - `:all` (default) keeps every frame and its timing of an animated
       GIF, WebP or PNG; `:first` makes a still.
     * the limits `:max_pixels` and `:allowed_formats`.
@@ -321,7 +322,8 @@ defmodule Mirage do
   Options: `:format` (default: the image's), `:quality` (1..100, `:jpg` and
   `:webp`), `:progressive` (`:jpg`), `:optimize` (`:jpg`, `:png`), `:lossless`
   (`:webp`), `:compress_level` (0..9, `:png`), `:strip` (default `true`: drop EXIF,
-  XMP and comments, keep the colour profile and the orientation).
+  XMP and comments, keep the colour profile and the orientation; with `false`, EXIF
+  too costly to write back is dropped with a warning, see docs/errors.md).
 
       iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
       iex> {:ok, png} = Mirage.to_bytes(image, format: :png, compress_level: 1)

@@ -367,6 +367,33 @@ def _tiff_directory(
     return found
 
 
+def tiff_metadata(data: bytes | memoryview) -> None:
+    """Check EXIF (a TIFF structure, after an optional ``Exif\\0\\0``) as the first
+    page's directories are checked: its first directory and its EXIF and GPS ones.
+
+    Raises :class:`~mirage.errors.TooComplex` where reading every tag would cost too
+    much; anything the walk does not understand passes (Pillow reports it).
+    """
+    if bytes(data[:6]) == b"Exif\x00\x00":
+        data = data[6:]
+    head = bytes(data[:4])
+    if head not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
+        return
+    order: Literal["little", "big"] = "little" if head[0] == 0x49 else "big"
+    offset = int.from_bytes(data[4:8], order)
+    if 8 <= offset < len(data):
+        _tiff_metadata(data, _tiff_directory(data, offset, order, False), order, False)
+
+
+def _tiff_metadata(
+    data: bytes | memoryview, entries: dict[int, _Entry], order: Literal["little", "big"], big: bool
+) -> None:
+    for tag in _SUB_DIRECTORIES:
+        sub = entries.get(tag)
+        if sub is not None and sub.value and sub.value < len(data):
+            _tiff_directory(data, sub.value, order, big)
+
+
 def _tiff_first_page(
     data: bytes | memoryview,
     offset: int,
@@ -375,10 +402,7 @@ def _tiff_first_page(
     max_pixels: int,
 ) -> None:
     entries = _tiff_directory(data, offset, order, big)
-    for tag in _SUB_DIRECTORIES:
-        sub = entries.get(tag)
-        if sub is not None and sub.value and sub.value < len(data):
-            _tiff_directory(data, sub.value, order, big)
+    _tiff_metadata(data, entries, order, big)
     _tiff_layout(entries, max_pixels)
 
 

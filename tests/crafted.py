@@ -213,6 +213,23 @@ def tiff(
     return bytes(out + arrays + bytes(needed * piece_bytes) + tail)
 
 
+def exif(*, orientation: int, rationals: int, tag: int = 0x829A) -> bytes:
+    """Little-endian TIFF-structured EXIF: the orientation, and ``tag`` holding
+    ``rationals`` rationals (each 1/1)."""
+    values_at = 8 + 2 + 2 * 12 + 4
+    directory = struct.pack("<H", 2) + struct.pack("<HHII", 0x0112, _SHORT, 1, orientation)
+    directory += struct.pack("<HHII", tag, _RATIONAL, rationals, values_at) + bytes(4)
+    return b"II*\x00" + struct.pack("<I", 8) + directory + struct.pack("<II", 1, 1) * rationals
+
+
+def png_with_exif(blob: bytes) -> bytes:
+    """A 4x4 PNG with ``blob`` as its eXIf chunk, before the image data."""
+    data = png(4, 4)
+    crc = zlib.crc32(b"eXIf" + blob)
+    chunk = struct.pack(">I", len(blob)) + b"eXIf" + blob + struct.pack(">I", crc)
+    return data[:33] + chunk + data[33:]
+
+
 # --- structure floods ---------------------------------------------------------------------
 
 

@@ -331,6 +331,20 @@ def test_tiff_tags_of_too_many_values_are_refused(tag: int) -> None:
             op()
 
 
+def test_exif_too_costly_to_write_back_is_not_kept(caplog: pytest.LogCaptureFixture) -> None:
+    # strip=False writes the source's EXIF back through Pillow, which makes an object of
+    # every value: a million rationals in a PNG's eXIf chunk took seconds.
+    limit = survey.MAX_TIFF_VALUES // survey.RATIONAL_COST
+    kept = from_bytes(crafted.png_with_exif(crafted.exif(orientation=6, rationals=limit - 16)))
+    assert PILImage.open(io.BytesIO(to_bytes(kept, strip=False))).getexif()[0x829A]
+    flood = from_bytes(crafted.png_with_exif(crafted.exif(orientation=6, rationals=limit + 1)))
+    with caplog.at_level(logging.WARNING, logger="mirage"):
+        out = to_bytes(flood, strip=False)
+    written = PILImage.open(io.BytesIO(out)).getexif()
+    assert dict(written) == {0x0112: 6}  # only the orientation, as for unreadable EXIF
+    assert any("EXIF is not kept" in r.getMessage() for r in caplog.records)
+
+
 def test_a_flood_of_gif_sub_blocks_is_refused() -> None:
     # One comment of 1-byte sub-blocks: Pillow keeps each as its own object.
     fits = crafted.gif_comment_flood(survey.GIF_BLOCKS_BASE - 10)

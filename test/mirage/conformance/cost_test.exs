@@ -86,6 +86,31 @@ defmodule Mirage.Conformance.CostTest do
       end
     end
 
+    # A PNG whose eXIf chunk holds orientation 6 and ExposureTime as `n` rationals.
+    defp png_with_exif(n) do
+      {png, _image} = Mirage.thumbnail!(@sample, 8, 8, format: :png)
+
+      exif =
+        <<"II*\0", 8::little-32, 2::little-16>> <>
+          <<0x0112::little-16, 3::little-16, 1::little-32, 6::little-32>> <>
+          <<0x829A::little-16, 5::little-16, n::little-32, 38::little-32, 0::32>> <>
+          :binary.copy(<<1::little-32, 1::little-32>>, n)
+
+      chunk = <<byte_size(exif)::32, "eXIf", exif::binary, :erlang.crc32("eXIf" <> exif)::32>>
+      <<head::binary-33, rest::binary>> = png
+      head <> chunk <> rest
+    end
+
+    test "strip: false keeps EXIF unless writing it back would read over 524 288 values" do
+      # 8176 rationals (each counted as 64 values) are kept, 8193 are not.
+      assert {:ok, kept} = Mirage.to_bytes(Mirage.from_bytes!(png_with_exif(8176)), strip: false)
+      assert byte_size(kept) > 8176 * 8
+
+      assert {:ok, out} = Mirage.to_bytes(Mirage.from_bytes!(png_with_exif(8193)), strip: false)
+      assert byte_size(out) < 2000
+      assert {:ok, %{orientation: 6}} = Mirage.info(out)
+    end
+
     test "a GIF comment of 70 000 one-byte sub-blocks is too_complex" do
       {gif, _image} = Mirage.thumbnail!(@sample, 4, 4, format: :gif)
       <<head::binary-13, _::binary>> = gif
