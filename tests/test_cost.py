@@ -316,6 +316,8 @@ def test_a_tiff_directory_of_thousands_of_entries_is_refused(
         monkeypatch.undo()
 
 
+# Pillow warns that XResolution should hold one value.
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("tag", [282, 0x829A])  # XResolution; ExposureTime, in EXIF
 def test_tiff_tags_of_too_many_values_are_refused(tag: int) -> None:
     # Pillow turns each rational into an object when a tag is read (the header read
