@@ -20,6 +20,7 @@ Pillow's. Without ``isal`` or the library, every call returns ``None``.
 from __future__ import annotations
 
 import struct
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -51,27 +52,39 @@ _LIBRARY = Path(__file__).resolve().parent / "_png_unfilter.so"
 
 _lib: Any = None
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def _unfilter_lib() -> Any:
     global _lib, _loaded
     if not _loaded:
-        _loaded = True
-        if _isal is not None and _LIBRARY.exists():
-            import cffi  # type: ignore[import-untyped]
-
-            ffi = cffi.FFI()
-            ffi.cdef(
-                "int mirage_png_unfilter(const uint8_t *src, uint8_t *dst, size_t rows,"
-                " size_t rowbytes, size_t bpp, int above);"
-                "void mirage_png_filter_paeth(const uint8_t *src, uint8_t *dst, size_t rows,"
-                " size_t rowbytes, size_t bpp);"
-            )
-            try:
-                _lib = (ffi, ffi.dlopen(str(_LIBRARY)))
-            except OSError:
-                _lib = None
+        # Loading takes milliseconds and lets other threads run (cffi parses the
+        # declarations in Python). A call arriving meanwhile must wait for the result:
+        # told "no library", it would write its PNG with Pillow, other bytes than the
+        # same call gives once loaded. So _loaded is set last, under the lock.
+        with _load_lock:
+            if not _loaded:
+                _lib = _load()
+                _loaded = True
     return _lib
+
+
+def _load() -> Any:
+    if _isal is None or not _LIBRARY.exists():
+        return None
+    import cffi  # type: ignore[import-untyped]
+
+    ffi = cffi.FFI()
+    ffi.cdef(
+        "int mirage_png_unfilter(const uint8_t *src, uint8_t *dst, size_t rows,"
+        " size_t rowbytes, size_t bpp, int above);"
+        "void mirage_png_filter_paeth(const uint8_t *src, uint8_t *dst, size_t rows,"
+        " size_t rowbytes, size_t bpp);"
+    )
+    try:
+        return (ffi, ffi.dlopen(str(_LIBRARY)))
+    except OSError:
+        return None
 
 
 def available() -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from PIL import ImageCms
 
 from mirage import image, pngfast
 from mirage.errors import MirageError
-from tests.conftest import BENCH, CORPUS, gradient
+from tests.conftest import BENCH, CORPUS, REPO_ROOT, gradient
 
 pytestmark = pytest.mark.skipif(
     not pngfast.available(),
@@ -255,3 +258,67 @@ def test_bands_on_worker_threads_give_the_same_pixels(
         assert fast.tobytes() == _pillow(data).tobytes()  # type: ignore[union-attr]
         cut = _with_idat(data, zlib.compress(_inflated(data))[:-300])
         assert pngfast.decode(cut, im.size) is None
+
+
+# Run in a fresh interpreter, where the library is not loaded yet. The first call
+# loads it; while that load is held open, a second call arrives on another thread.
+# Both must take the same path and give the same bytes as a call made afterwards.
+_FIRST_USE = """
+import hashlib, io, json, threading
+import cffi
+from PIL import Image
+from mirage.etf import Atom
+from mirage.service import Service
+
+service = Service()
+file = io.BytesIO()
+Image.linear_gradient("L").convert("RGB").save(file, "PNG")
+source = file.getvalue()
+args = {"width": 48, "height": 40, "max_pixels": 10**6, "allowed_formats": [Atom("png")]}
+loading, second_done = threading.Event(), threading.Event()
+dlopen = cffi.FFI.dlopen
+
+def held_open(self, *a, **k):
+    loading.set()
+    second_done.wait(0.5)  # the second call runs meanwhile (or waits for the load)
+    return dlopen(self, *a, **k)
+
+cffi.FFI.dlopen = held_open
+out = {}
+
+def call(name):
+    reply = service.call("thumbnail", source, args)
+    with reply.data as data:
+        out[name] = hashlib.sha256(data.to_bytes()).hexdigest()
+
+def second():
+    call("second")
+    second_done.set()
+
+first = threading.Thread(target=call, args=("first",))
+first.start()
+assert loading.wait(30), "the first call never loaded the library"
+other = threading.Thread(target=second)
+other.start()
+first.join()
+other.join()
+call("after")
+print(json.dumps(out))
+"""
+
+
+def test_first_use_from_two_threads_gives_the_same_bytes() -> None:
+    # Seen in the VM: a call made while another thread was loading the library found
+    # it "loaded" but absent, wrote its PNG with Pillow (other bytes), and the same
+    # call gave pngfast's bytes from then on.
+    run = subprocess.run(
+        [sys.executable, "-c", _FIRST_USE],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["first"] == out["after"]
+    assert out["second"] == out["after"]

@@ -129,6 +129,24 @@ defmodule Mirage.NIF.LoaderTest do
     refute out =~ "not loaded"
   end
 
+  test "concurrent first PNG thumbnails give the bytes every later one gives" do
+    # The first calls load the PNG fast path (mirage/pngfast.py); one that arrived
+    # while another was loading it once wrote its PNG with Pillow (other bytes). The
+    # source is a small GIF: no colour profile (which sends PNGs through Pillow), and
+    # each call is quick, so the calls after the first arrive while it loads.
+    script = """
+    rocket = File.read!("samples/rocket.jpg")
+    {small, _} = Mirage.thumbnail!(rocket, 64, 48, format: :gif, transport: :nif)
+    thumb = fn -> elem(Mirage.thumbnail!(small, 48, 40, format: :png, transport: :nif), 0) end
+    firsts = 1..4 |> Enum.map(fn _ -> Task.async(thumb) end) |> Enum.map(&Task.await(&1, 60_000))
+    later = thumb.()
+    IO.puts("same=" <> inspect(Enum.map(firsts, &(&1 == later))))
+    """
+
+    {out, 0} = in_vm(script)
+    assert out =~ "same=[true, true, true, true]"
+  end
+
   test "the first call, straight to the transport, can decode every key of its result" do
     # Python may only name atoms that exist; loading the NIF makes sure they do.
     script = """
