@@ -40,7 +40,9 @@ defmodule Mirage do
       `config :mirage, max_scans: n`, else 100; encoders write about 10). Each scan
       is a pass over the whole image, so a file of thousands of near-empty scans
       gives `{:error, :too_complex}` before any decoding, as do floods of markers,
-      chunks, frames or pages that a header read would otherwise walk.
+      chunks, frames or pages that a header read would otherwise walk, and layouts
+      whose work outgrows their pixels (TIFF strips or tiles, RLE BMPs; see
+      docs/errors.md).
     * `:allowed_formats`: the formats that may be decoded (default
       `config :mirage, allowed_formats: [...]`, else all of `:jpg`, `:png`, `:gif`,
       `:webp`, `:bmp`, `:tiff`); others give `{:error, :unsupported_image_format}`.
@@ -163,7 +165,8 @@ defmodule Mirage do
     * `:format` - output format (default: the source's); `:quality` - 1..100 for
       `:jpg` (default 85) and `:webp` (default 80).
     * `:strip` - drop EXIF, XMP and comments (default `true`); the colour profile
-      and the orientation are kept either way.
+      and the orientation are kept either way. EXIF too costly to write back (see
+      docs/errors.md) is dropped with a warning, as unreadable EXIF is.
     * `:frames` - `:all` (default) keeps every frame and its timing of an animated
       GIF, WebP or PNG; `:first` makes a still.
     * `:threads` - the most threads the call may use (a large JPEG's decode, an
@@ -323,7 +326,8 @@ defmodule Mirage do
   Options: `:format` (default: the image's), `:quality` (1..100, `:jpg` and
   `:webp`), `:progressive` (`:jpg`), `:optimize` (`:jpg`, `:png`), `:lossless`
   (`:webp`), `:compress_level` (0..9, `:png`), `:strip` (default `true`: drop EXIF,
-  XMP and comments, keep the colour profile and the orientation).
+  XMP and comments, keep the colour profile and the orientation; with `false`, EXIF
+  too costly to write back is dropped with a warning, see docs/errors.md).
 
       iex> image = Mirage.from_bytes!(File.read!("samples/rocket.jpg"))
       iex> {:ok, png} = Mirage.to_bytes(image, format: :png, compress_level: 1)

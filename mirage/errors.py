@@ -52,8 +52,10 @@ class TooManyPixels(MirageError, ValueError):
 
 class TooComplex(MirageError, ValueError):
     """The file's structure asks for more work than the limits allow: more JPEG scans
-    than ``max_scans``, or more markers, chunks, frames or pages than a header read
-    walks (see :mod:`mirage.survey`)."""
+    than ``max_scans``, TIFF strips or tiles beyond what the size needs or too many
+    for the budget, an RLE BMP too large for the budget at several pixels' charge
+    each, or more markers, chunks, sub-blocks, TIFF entries or tag values, frames or
+    pages than a header read walks (see :mod:`mirage.survey`)."""
 
     reason = "too_complex"
 

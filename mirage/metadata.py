@@ -7,10 +7,15 @@ absent. A bug in this module still raises (see :func:`mirage.errors.raised_by_mi
 
 from __future__ import annotations
 
+import logging
+
 from PIL import Image as PILImage
 
+from mirage import survey
 from mirage.buffers import Data
-from mirage.errors import raised_by_mirage
+from mirage.errors import TooComplex, raised_by_mirage
+
+_log = logging.getLogger("mirage")
 
 #: The EXIF tag holding the orientation (1-8).
 ORIENTATION = 0x0112
@@ -83,6 +88,14 @@ def exif_for(source_exif: bytes | None, orientation: int) -> bytes | None:
     if source_exif is None and orientation == 1:
         return None
     exif = PILImage.Exif()
+    if source_exif is not None:
+        try:
+            # Pillow makes an object of every value when it writes EXIF back: a few MB
+            # of rationals would cost seconds. Such EXIF is dropped like unreadable EXIF.
+            survey.tiff_metadata(source_exif)
+        except TooComplex as exc:
+            _log.warning("the source's EXIF is not kept: %s", exc)
+            source_exif = None
     if source_exif is not None:
         try:
             exif.load(source_exif)

@@ -43,6 +43,22 @@ PNG_CHUNKS_BASE = 8192
 #: on all frames, while its first frame stays usable.
 FRAME_FLOOR = 64 * 64
 MIN_FRAMES_WALKED = 1024
+#: GIF data sub-blocks (of extensions and image data) walked: a base, eight per frame
+#: and one per 64 bytes read. Encoders write 255-byte sub-blocks; a flood of 1-byte
+#: ones makes Pillow keep each comment block as its own object (hundreds of MB for
+#: a few MB of file) and both walks loop once per block.
+GIF_BLOCKS_BASE = 1 << 16
+#: Most entries in a TIFF's first directory: Pillow parses each one in Python, and a
+#: BigTIFF's count has no 16-bit ceiling. Real files have a few dozen.
+MAX_TIFF_ENTRIES = 4096
+#: The least pixels a TIFF strip or tile is charged with (16x16, the smallest tile
+#: TIFF allows): Pillow handles each one in Python, so a tall image of one-row strips
+#: costs far more per strip than its pixels.
+STRIP_FLOOR = 16 * 16
+#: How many pixels each pixel of an RLE-compressed BMP is charged: Pillow decodes RLE
+#: in Python, with a loop step per pixel where a row is padded or 4-bit runs expand,
+#: many times slower than the formats decoded in C.
+RLE_WEIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -77,7 +93,9 @@ def survey(
     if head[:6] in (b"GIF87a", b"GIF89a") and "gif" in allowed:
         return _gif(data, max_frames)
     if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+") and "tiff" in allowed:
-        return _tiff(data, max_frames)
+        return _tiff(data, max_frames, max_pixels)
+    if head[:2] == b"BM" and "bmp" in allowed:
+        _bmp(data, max_pixels)
     return Survey()
 
 
@@ -87,6 +105,24 @@ def _u16be(data: bytes | memoryview, pos: int) -> int:
 
 def _u16le(data: bytes | memoryview, pos: int) -> int:
     return data[pos] | (data[pos + 1] << 8)
+
+
+# BMP compressions Pillow decodes in Python: RLE8 and RLE4.
+_BMP_RLE = frozenset({1, 2})
+
+
+def _bmp(data: bytes | memoryview, max_pixels: int) -> None:
+    if len(data) < 34 or int.from_bytes(data[14:18], "little") < 40:
+        return  # OS/2 1.x headers have no compression field
+    width = abs(int.from_bytes(data[18:22], "little", signed=True))
+    height = abs(int.from_bytes(data[22:26], "little", signed=True))
+    if int.from_bytes(data[30:34], "little") in _BMP_RLE:
+        charged = width * height * RLE_WEIGHT
+        if charged > max_pixels:
+            raise TooComplex(
+                f"an RLE BMP of {width}x{height} pixels, each charged {RLE_WEIGHT}, "
+                f"exceeds the budget of {max_pixels}"
+            )
 
 
 # Start-of-frame markers of progressive JPEGs (Huffman or arithmetic coded).
@@ -184,15 +220,22 @@ def _png(data: bytes | memoryview) -> Survey:
     return Survey(frames=max(1, controls + still_first))
 
 
-def _gif_blocks(data: bytes | memoryview, pos: int) -> int:
-    """The position after a run of data sub-blocks (or the end of the data)."""
+def _gif_blocks(data: bytes | memoryview, pos: int, blocks: int, base: int) -> tuple[int, int]:
+    """The position after a run of data sub-blocks (or the end of the data), and the
+    count of sub-blocks so far, ``blocks`` before the run.
+
+    Raises :class:`TooComplex` once the count passes ``base`` plus one per 64 bytes.
+    """
     size = len(data)
     while pos < size:
         length = data[pos]
         pos += 1 + length
+        blocks += 1
+        if blocks > base + pos // 64:
+            raise TooComplex(f"more than {blocks - 1} GIF data sub-blocks in {pos} bytes")
         if length == 0:
             break
-    return pos
+    return pos, blocks
 
 
 def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
@@ -203,13 +246,14 @@ def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
     flags = data[10]
     pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     canvases: list[int] = []
-    junk = 0
+    junk = blocks = 0
     while pos < size:
         tag = data[pos]
         if tag == 0x3B:  # trailer
             break
+        base = GIF_BLOCKS_BASE + 8 * len(canvases)
         if tag == 0x21:  # extension: label, then sub-blocks
-            pos = _gif_blocks(data, pos + 2)
+            pos, blocks = _gif_blocks(data, pos + 2, blocks, base)
         elif tag == 0x2C:  # image descriptor
             if pos + 11 > size:
                 break
@@ -222,7 +266,7 @@ def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
                 break  # enough to know that all frames can never fit the budget
             local = data[pos + 9]
             pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
-            pos = _gif_blocks(data, pos + 1)  # after the LZW code size byte
+            pos, blocks = _gif_blocks(data, pos + 1, blocks, base)  # after the LZW code size
         else:
             # Pillow skips a stray byte at a time.
             junk += 1
@@ -234,7 +278,7 @@ def _gif(data: bytes | memoryview, max_frames: int) -> Survey:
     return Survey(frames=len(canvases), canvases=tuple(canvases))
 
 
-def _tiff(data: bytes | memoryview, max_frames: int) -> Survey:
+def _tiff(data: bytes | memoryview, max_frames: int, max_pixels: int) -> Survey:
     size = len(data)
     order: Literal["little", "big"] = "little" if data[0] == 0x49 else "big"
     big = data[2 if order == "little" else 3] == 0x2B
@@ -251,8 +295,144 @@ def _tiff(data: bytes | memoryview, max_frames: int) -> Survey:
         if len(seen) > max_frames:
             break  # a lower bound, over the budget already
         entries = int.from_bytes(data[offset : offset + count_size], order)
+        if len(seen) == 1:
+            _tiff_first_page(data, offset, order, big, max_pixels)
         at = offset + count_size + entries * entry_size
         if at + next_size > size:
             break
         offset = int.from_bytes(data[at : at + next_size], order)
     return Survey(frames=len(seen)) if seen else Survey()
+
+
+# TIFF tags of the first page's layout.
+_WIDTH, _LENGTH, _SAMPLES, _ROWS, _PLANAR = 256, 257, 277, 278, 284
+_TILE_WIDTH, _TILE_LENGTH = 322, 323
+_STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS = 273, 279, 324, 325
+#: The EXIF and GPS sub-directories, read with the header (mirage.metadata).
+_SUB_DIRECTORIES = (0x8769, 0x8825)
+
+#: The most values, summed over a TIFF directory's entries, that Pillow may turn into
+#: Python objects when a tag is read (the header read reads the first page's and its
+#: EXIF and GPS directories). A rational costs as much as RATIONAL_COST integers.
+#: A 16-bit colour map (196 608 values) fits. Strip and tile offsets and byte counts
+#: are bounded by the layout instead.
+MAX_TIFF_VALUES = 1 << 19
+RATIONAL_COST = 64
+
+# Bytes per value of TIFF's numeric types; BYTE, ASCII and UNDEFINED values stay bytes.
+_NUMERIC_SIZES = {3: 2, 4: 4, 5: 8, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+_RATIONALS = frozenset({5, 10})
+
+
+@dataclass(frozen=True)
+class _Entry:
+    kind: int
+    count: int
+    #: The value, when it is one integer stored in the entry itself.
+    value: int | None
+
+
+def _tiff_directory(
+    data: bytes | memoryview, offset: int, order: Literal["little", "big"], big: bool
+) -> dict[int, _Entry]:
+    """The entries of the directory at ``offset``, refused if there are too many or
+    their values would cost too much to read."""
+    count_size, entry_size, value_size = (8, 20, 8) if big else (2, 12, 4)
+    entries = int.from_bytes(data[offset : offset + count_size], order)
+    if entries > MAX_TIFF_ENTRIES:
+        raise TooComplex(f"{entries} TIFF directory entries exceed {MAX_TIFF_ENTRIES}")
+    pos = offset + count_size
+    end = min(len(data), pos + entries * entry_size)
+    found: dict[int, _Entry] = {}
+    cost = 0
+    for at in range(pos, end - entry_size + 1, entry_size):
+        tag = int.from_bytes(data[at : at + 2], order)
+        kind = int.from_bytes(data[at + 2 : at + 4], order)
+        count = int.from_bytes(data[at + 4 : at + 4 + value_size], order)
+        width = _NUMERIC_SIZES.get(kind)
+        value = None
+        if width is not None and count == 1 and width <= value_size and kind not in _RATIONALS:
+            start = at + 4 + value_size
+            value = int.from_bytes(data[start : start + width], order)
+        found[tag] = _Entry(kind, count, value)
+        if width is not None and tag not in (
+            _STRIP_OFFSETS,
+            _STRIP_COUNTS,
+            _TILE_OFFSETS,
+            _TILE_COUNTS,
+        ):
+            cost += count * (RATIONAL_COST if kind in _RATIONALS else 1)
+            if cost > MAX_TIFF_VALUES:
+                raise TooComplex(f"TIFF tag {tag}: more than {MAX_TIFF_VALUES} values to read")
+    return found
+
+
+def tiff_metadata(data: bytes | memoryview) -> None:
+    """Check EXIF (a TIFF structure, after an optional ``Exif\\0\\0``) as the first
+    page's directories are checked: its first directory and its EXIF and GPS ones.
+
+    Raises :class:`~mirage.errors.TooComplex` where reading every tag would cost too
+    much; anything the walk does not understand passes (Pillow reports it).
+    """
+    if bytes(data[:6]) == b"Exif\x00\x00":
+        data = data[6:]
+    head = bytes(data[:4])
+    if head not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
+        return
+    order: Literal["little", "big"] = "little" if head[0] == 0x49 else "big"
+    offset = int.from_bytes(data[4:8], order)
+    if 8 <= offset < len(data):
+        _tiff_metadata(data, _tiff_directory(data, offset, order, False), order, False)
+
+
+def _tiff_metadata(
+    data: bytes | memoryview, entries: dict[int, _Entry], order: Literal["little", "big"], big: bool
+) -> None:
+    for tag in _SUB_DIRECTORIES:
+        sub = entries.get(tag)
+        if sub is not None and sub.value and sub.value < len(data):
+            _tiff_directory(data, sub.value, order, big)
+
+
+def _tiff_first_page(
+    data: bytes | memoryview,
+    offset: int,
+    order: Literal["little", "big"],
+    big: bool,
+    max_pixels: int,
+) -> None:
+    entries = _tiff_directory(data, offset, order, big)
+    _tiff_metadata(data, entries, order, big)
+    _tiff_layout(entries, max_pixels)
+
+
+def _tiff_layout(entries: dict[int, _Entry], max_pixels: int) -> None:
+    """Refuse a first page whose strips or tiles cost more than its pixels: more of
+    them than its size needs (Pillow decodes every one, going round the image again),
+    or so many that, each charged at least STRIP_FLOOR pixels, they exceed the budget.
+    """
+
+    def value(tag: int, default: int = 0) -> int:
+        entry = entries.get(tag)
+        return default if entry is None or entry.value is None else entry.value
+
+    width, length = value(_WIDTH), value(_LENGTH)
+    if _TILE_OFFSETS in entries:
+        piece_width, piece_length = value(_TILE_WIDTH), value(_TILE_LENGTH)
+        pieces = entries[_TILE_OFFSETS].count
+    elif _STRIP_OFFSETS in entries:
+        piece_width, piece_length = width, min(value(_ROWS, length), length)
+        pieces = entries[_STRIP_OFFSETS].count
+    else:
+        return
+    if not (width and length and piece_width and piece_length):
+        return  # Pillow or libtiff reports what is wrong
+    planes = value(_SAMPLES, 1) if value(_PLANAR, 1) == 2 else 1
+    needed = -(-width // piece_width) * -(-length // piece_length) * planes
+    if pieces > needed:
+        raise TooComplex(f"{pieces} TIFF strips or tiles where the image needs {needed}")
+    if pieces * STRIP_FLOOR > max_pixels:
+        raise TooComplex(
+            f"{pieces} TIFF strips or tiles, at least {STRIP_FLOOR} pixels each, "
+            f"exceed the budget of {max_pixels}"
+        )

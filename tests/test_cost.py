@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 from mirage import survey
 from mirage.errors import TooComplex, TooManyPixels
 from mirage.image import crop, flip, from_bytes, info, thumbnail, to_bytes
+from tests import crafted
 from tests.conftest import encode, gradient
 
 # --- GIF frames that enlarge the canvas -------------------------------------------------------
@@ -256,6 +257,125 @@ def test_the_header_read_does_not_walk_every_frame(monkeypatch: pytest.MonkeyPat
     with pytest.raises(TooManyPixels):
         thumbnail(image, 1, 1, max_pixels=4096)
     assert thumbnail(image, 1, 1, frames="first", max_pixels=4096)[1].frames == 1
+
+
+def parsed_tiff_directories(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records each TIFF directory Pillow starts to parse."""
+    calls: list[int] = []
+    original = TiffImagePlugin.ImageFileDirectory_v2.load
+
+    def spy(self, fp):  # type: ignore[no-untyped-def]
+        calls.append(fp.tell())
+        return original(self, fp)
+
+    monkeypatch.setattr(TiffImagePlugin.ImageFileDirectory_v2, "load", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("layout", "needed"),
+    [({"rows_per_strip": 32}, 2), ({"rows_per_strip": 5}, 13), ({"tile": (16, 16)}, 16)],
+)
+def test_tiff_strips_or_tiles_beyond_what_the_size_needs_are_refused(
+    monkeypatch: pytest.MonkeyPatch, layout: dict[str, object], needed: int
+) -> None:
+    # Pillow decodes every listed strip or tile, going round the image again for the
+    # surplus: a few KB of offsets cost seconds and hundreds of MB.
+    assert thumbnail(crafted.tiff(64, 64, pieces=needed, **layout), 8, 8)[1].width == 8  # type: ignore[arg-type]
+    surplus = crafted.tiff(64, 64, pieces=needed + 1, **layout)  # type: ignore[arg-type]
+    parsed = parsed_tiff_directories(monkeypatch)
+    for op in (lambda: info(surplus), lambda: thumbnail(surplus, 8, 8)):
+        with pytest.raises(TooComplex):
+            op()
+    assert parsed == []  # refused before Pillow read the directory
+
+
+def test_tiff_strips_are_charged_at_least_the_smallest_tile() -> None:
+    # 2000 one-row strips of one pixel: 2000 pixels, but 2000 strips for Pillow to
+    # handle one by one, each charged as 16x16 pixels.
+    data = crafted.tiff(1, 2000, rows_per_strip=1)
+    assert thumbnail(data, 1, 8, max_pixels=2000 * survey.STRIP_FLOOR)[1].height == 8
+    with pytest.raises(TooComplex):
+        info(data, max_pixels=2000 * survey.STRIP_FLOOR - 1)
+    # Strips of more pixels than the floor are charged their pixels, as before.
+    assert info(crafted.tiff(64, 64, rows_per_strip=4), max_pixels=64 * 64).width == 64
+
+
+def test_a_tiff_directory_of_thousands_of_entries_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entries = 8  # the size, layout and strip tags tiff() writes
+    for big in (False, True):
+        fits = crafted.tiff(8, 8, extra_entries=survey.MAX_TIFF_ENTRIES - entries, big=big)
+        assert thumbnail(fits, 4, 4)[1].width == 4
+        flood = crafted.tiff(8, 8, extra_entries=survey.MAX_TIFF_ENTRIES - entries + 1, big=big)
+        parsed = parsed_tiff_directories(monkeypatch)
+        with pytest.raises(TooComplex):
+            info(flood)
+        assert parsed == []
+        monkeypatch.undo()
+
+
+# Pillow warns that XResolution should hold one value.
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("tag", [282, 0x829A])  # XResolution; ExposureTime, in EXIF
+def test_tiff_tags_of_too_many_values_are_refused(tag: int) -> None:
+    # Pillow turns each rational into an object when a tag is read (the header read
+    # reads the first page's tags and its EXIF directory): a million of them in 8 MB
+    # took seconds and hundreds of MB.
+    in_exif = tag != 282
+    limit = survey.MAX_TIFF_VALUES // survey.RATIONAL_COST
+    fits = crafted.tiff(8, 8, rationals=(tag, limit - 16), in_exif=in_exif)
+    assert thumbnail(fits, 4, 4)[1].width == 4
+    flood = crafted.tiff(8, 8, rationals=(tag, limit + 1), in_exif=in_exif)
+    for op in (lambda: info(flood), lambda: thumbnail(flood, 4, 4)):
+        with pytest.raises(TooComplex):
+            op()
+
+
+def test_exif_too_costly_to_write_back_is_not_kept(caplog: pytest.LogCaptureFixture) -> None:
+    # strip=False writes the source's EXIF back through Pillow, which makes an object of
+    # every value: a million rationals in a PNG's eXIf chunk took seconds.
+    limit = survey.MAX_TIFF_VALUES // survey.RATIONAL_COST
+    kept = from_bytes(crafted.png_with_exif(crafted.exif(orientation=6, rationals=limit - 16)))
+    assert PILImage.open(io.BytesIO(to_bytes(kept, strip=False))).getexif()[0x829A]
+    flood = from_bytes(crafted.png_with_exif(crafted.exif(orientation=6, rationals=limit + 1)))
+    with caplog.at_level(logging.WARNING, logger="mirage"):
+        out = to_bytes(flood, strip=False)
+    written = PILImage.open(io.BytesIO(out)).getexif()
+    assert dict(written) == {0x0112: 6}  # only the orientation, as for unreadable EXIF
+    assert any("EXIF is not kept" in r.getMessage() for r in caplog.records)
+
+
+def test_a_flood_of_gif_sub_blocks_is_refused() -> None:
+    # One comment of 1-byte sub-blocks: Pillow keeps each as its own object.
+    fits = crafted.gif_comment_flood(survey.GIF_BLOCKS_BASE - 10)
+    assert thumbnail(fits, 2, 2)[1].width == 2
+    flood = crafted.gif_comment_flood(survey.GIF_BLOCKS_BASE + 5000)
+    for op in (lambda: info(flood), lambda: thumbnail(flood, 2, 2)):
+        with pytest.raises(TooComplex):
+            op()
+    # Sub-blocks of 63 bytes (encoders write 255) are allowed however many there are.
+    long = crafted.gif_comment_flood(2 * survey.GIF_BLOCKS_BASE, size=63)
+    assert survey.survey(long, ("gif",), max_pixels=10**6).frames == 1
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_rle_bmp_pixels_are_charged_eight_times(bits: int) -> None:
+    # Pillow decodes RLE in Python: a row padded after one pixel costs a loop step per
+    # pixel (a 29 KB RLE8 BMP of 7000x7000 took seconds).
+    data = crafted.bmp_rle(300, 200, bits=bits)
+    charged = 300 * 200 * survey.RLE_WEIGHT
+    assert thumbnail(data, 30, 20, max_pixels=charged)[1].width == 30
+    for op in (
+        lambda: info(data, max_pixels=charged - 1),
+        lambda: thumbnail(data, 30, 20, max_pixels=charged - 1),
+    ):
+        with pytest.raises(TooComplex):
+            op()
+    # An uncompressed BMP of the same size is charged its pixels.
+    plain = encode(PILImage.new("P", (300, 200)), "BMP")
+    assert info(plain, max_pixels=300 * 200).width == 300
 
 
 # --- a corrupt later frame ----------------------------------------------------------------------

@@ -13,11 +13,13 @@ from PIL import Image as PILImage
 from mirage import errors, evidence
 from mirage.errors import MirageError
 from mirage.image import from_bytes, thumbnail
+from tests import crafted
 from tests.conftest import CORPUS, NO_CORPUS, encode, gradient
 
 # For each reason a source file can produce, real corpus files that must produce it
-# (encode_failed and internal_error come from no input file; no corpus file has the
-# structure floods too_complex refuses, crafted instead in tests/test_cost.py).
+# (encode_failed and internal_error come from no input file). The shared corpus has
+# one file of zero size and none of the structure floods too_complex refuses: the
+# project's crafted corpus (test/fixtures/crafted, tests/crafted.py) adds those.
 TABLE: dict[str, list[str]] = {
     "unsupported_image_format": [
         "synthetic/empty.bin",
@@ -79,6 +81,7 @@ TABLE: dict[str, list[str]] = {
 }
 
 ROWS = [(reason, name) for reason, names in TABLE.items() for name in names]
+CRAFTED_ROWS = sorted((item.reason, name) for name, item in crafted.CORPUS.items())
 
 
 def reason_for(data: bytes) -> str:
@@ -96,10 +99,28 @@ def test_corpus_file_gives_its_reason(reason: str, name: str) -> None:
     assert reason_for((CORPUS / name).read_bytes()) == reason
 
 
-def test_the_table_covers_every_reason_from_data() -> None:
-    from_data = set(errors.REASONS) - {"encode_failed", "internal_error", "too_complex"}
-    assert set(TABLE) == from_data
-    assert all(len(names) >= 1 for names in TABLE.values())
+@pytest.mark.parametrize(
+    ("reason", "name"), CRAFTED_ROWS, ids=[f"{r}:{n}" for r, n in CRAFTED_ROWS]
+)
+def test_crafted_file_gives_its_reason(reason: str, name: str) -> None:
+    assert reason_for((crafted.CRAFTED / name).read_bytes()) == reason
+
+
+def test_the_tables_give_three_files_for_every_reason_from_data() -> None:
+    from_data = set(errors.REASONS) - {"encode_failed", "internal_error"}
+    files = {reason: len(names) for reason, names in TABLE.items()}
+    for reason, _name in CRAFTED_ROWS:
+        files[reason] = files.get(reason, 0) + 1
+    assert set(files) == from_data
+    assert {reason: n for reason, n in files.items() if n < 3} == {}
+
+
+def test_the_crafted_corpus_is_what_its_generator_writes() -> None:
+    # Regenerate with tools/crafted.py after changing tests/crafted.py.
+    assert crafted.differences() == []
+    rows = (crafted.CRAFTED / "MANIFEST.tsv").read_text().splitlines()[1:]
+    assert len(rows) == len(crafted.CORPUS)
+    assert sum(len(data) for data in crafted.files().values()) < 256 * 1024
 
 
 # --- zero sizes ------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ defmodule Mirage.Error do
         "(`config :mirage, max_pixels: n`, default 50 000 000), or memory ran out",
     too_complex:
       "the file's structure asks for more work than the limits allow: more JPEG scans " <>
-        "than `:max_scans` (default 100), or more markers, chunks, frames or pages than " <>
-        "a header read walks",
+        "than `:max_scans` (default 100), TIFF strips or tiles beyond what the size " <>
+        "needs or too small for the budget, an RLE BMP too large for the budget at 8 " <>
+        "per pixel, or more markers, chunks, sub-blocks, TIFF directory entries or tag " <>
+        "values, frames or pages than a header read walks",
     invalid_dimensions: "the image declares a zero width or height",
     decode_failed: "the header was readable but the image data is corrupt",
     encode_failed: "the result could not be written in the source format",
