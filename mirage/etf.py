@@ -252,7 +252,11 @@ _improper_lists = _ImproperLists()
 
 
 def decode(
-    data: bytes | bytearray | memoryview, *, views: bool = False, improper_lists: bool = False
+    data: bytes | bytearray | memoryview,
+    *,
+    views: bool = False,
+    improper_lists: bool = False,
+    start: int = 0,
 ) -> object:
     """The term encoded in ``data`` (with its leading version byte 131).
 
@@ -264,9 +268,12 @@ def decode(
     read-only ``memoryview`` slices of the input instead of ``bytes`` copies (a
     transport that read a request into one ``bytes`` object then holds each large
     binary once). The views keep the whole input alive.
+
+    ``start`` is where the term begins in ``data`` (a message after the control
+    message of a distribution packet is decoded in place, not copied out first).
     """
     data = _as_bytes(data)
-    term, pos = _decode_prefix(data, views, improper_lists)
+    term, pos = _decode_prefix(data, views, improper_lists, start)
     if pos != len(data):
         raise DecodeError(f"{len(data) - pos} trailing byte(s) after the term")
     return term
@@ -293,18 +300,20 @@ def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
     return memoryview(data).tobytes()
 
 
-def _decode_prefix(data: bytes, views: bool, improper_lists: bool) -> tuple[object, int]:
-    if not data:
+def _decode_prefix(
+    data: bytes, views: bool, improper_lists: bool, start: int = 0
+) -> tuple[object, int]:
+    if not 0 <= start < len(data):
         raise DecodeError("empty input")
-    if data[0] != VERSION:
-        raise DecodeError(f"expected version byte {VERSION}, got {data[0]}")
-    compressed = len(data) > 1 and data[1] == COMPRESSED
+    if data[start] != VERSION:
+        raise DecodeError(f"expected version byte {VERSION}, got {data[start]}")
+    compressed = len(data) > start + 1 and data[start + 1] == COMPRESSED
     _improper_lists.allowed = improper_lists
     try:
         # _inflate refuses bytes after the zlib stream: a compressed term is always
         # the whole input, also for decode_prefix.
-        source = _inflate(data) if compressed else data
-        pos = 0 if compressed else 1
+        source = _inflate(data[start:]) if compressed else data
+        pos = 0 if compressed else start + 1
         if views:
             _borrowing.view = memoryview(source)
             try:

@@ -1237,3 +1237,18 @@ def test_encode_parts_hand_over_large_binaries_uncopied() -> None:
     assert any(part is view for part in parts)
     assert b"".join(parts) == encode(term)
     assert sum(len(p) for p in parts) == len(encode(term))
+
+
+def test_decode_from_an_offset_reads_in_place() -> None:
+    # A distribution packet: a control message, then the message, decoded where it
+    # lies; a large binary comes back as a view of the packet itself.
+    big = b"x" * (etf.VIEW_AT + 1)
+    packet = b"\x70" + etf.encode((1, 2)) + etf.encode((Atom("a"), big))
+    start = 1 + len(etf.encode((1, 2)))
+    term = etf.decode(packet, views=True, start=start)
+    assert isinstance(term, tuple) and term[0] == Atom("a")
+    assert isinstance(term[1], memoryview) and term[1].obj is packet and term[1] == big
+    with pytest.raises(etf.DecodeError):
+        etf.decode(packet, start=len(packet))
+    with pytest.raises(etf.DecodeError):
+        etf.decode(packet, start=1 + 1)  # not at a term's version byte

@@ -39,12 +39,15 @@ NOPROC = Atom("noproc")
 _EMPTY = Atom("")
 
 #: Receives (connection, sender pid, registered name, the message's ETF bytes).
-Deliver = Callable[["Connection", Pid, Atom, bytes], None]
+#: The message starts at the int's offset in the bytes (not copied out of the packet).
+Deliver = Callable[["Connection", Pid, Atom, bytes, int], None]
 #: A packet's body as consecutive parts (large binaries are parts of their own).
 Parts = Sequence[bytes | bytearray | memoryview]
 # Control messages are small: they are decoded from this much of a packet first, so
 # that a large message is not copied just to read the control message before it.
 _CONTROL_PEEK = 4096
+# Packets over this size are read in chunks of this size (Connection._read_body).
+_DIRECT_READ = 1 << 18
 
 
 class ProtocolError(Exception):
@@ -114,7 +117,7 @@ class Connection:
                     (size,) = struct.unpack(">I", await self.reader.readexactly(4))
                     if size > self.max_packet:
                         raise ProtocolError(f"{size}-byte packet over the {self.max_packet} cap")
-                    body = await self.reader.readexactly(size) if size else b""
+                    body = await self._read_body(size)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 self._last_received = time.monotonic()
@@ -132,6 +135,22 @@ class Connection:
         finally:
             ticker.cancel()
             self.close()
+
+    async def _read_body(self, size: int) -> bytes:
+        """The next ``size`` bytes. A large packet (an upload) is read in chunks and
+        joined: ``readexactly`` lets the stream's buffer grow to the whole packet,
+        reallocating and copying it as it grows, before copying it out."""
+        if size <= _DIRECT_READ:
+            return await self.reader.readexactly(size) if size else b""
+        parts: list[bytes] = []
+        got = 0
+        while got < size:
+            part = await self.reader.read(min(size - got, _DIRECT_READ))
+            if not part:
+                raise asyncio.IncompleteReadError(b"".join(parts), size)
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
 
     async def _ticker(self) -> None:
         # Like net_kernel: tick when we have sent nothing for a quarter of the tick
@@ -165,11 +184,11 @@ class Connection:
         if not (isinstance(control, tuple) and control and type(control[0]) is int):
             raise ProtocolError(f"control message is not an operation: {control!r:.200}")
         op = control[0]
-        rest = body[1 + size :]
+        start = 1 + size
         if op in (REG_SEND, REG_SEND_TT) and len(control) >= 4:
             sender, name = control[1], control[3]
             if isinstance(sender, Pid) and isinstance(name, Atom) and name in self.served:
-                self.deliver(self, sender, name, rest)
+                self.deliver(self, sender, name, body, start)
             else:
                 log.debug("dropped a message to %r from %s", name, self.peer.name)
         elif op == MONITOR_P and len(control) == 4:

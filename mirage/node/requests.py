@@ -96,16 +96,19 @@ class RequestServer:
         self._made: dict[int, tuple[Connection, Pid]] = {}
         self._holding: set[Connection] = set()
 
-    def deliver(self, conn: Connection, sender: Pid, name: Atom, data: bytes) -> None:
-        """A message sent to one of the :data:`SERVED` names (event loop thread)."""
+    def deliver(
+        self, conn: Connection, sender: Pid, name: Atom, data: bytes, start: int = 0
+    ) -> None:
+        """A message (``data`` from ``start``) sent to one of the :data:`SERVED` names
+        (event loop thread)."""
         if name == NET_KERNEL:
-            self._net_kernel(conn, data)
+            self._net_kernel(conn, data[start:])
             return
         try:
             # views: a source image is not copied again, it stays a view of ``data``.
-            message = etf.decode(data, views=True, improper_lists=True)
+            message = etf.decode(data, views=True, improper_lists=True, start=start)
         except etf.DecodeError as exc:
-            caller = caller_of(data)
+            caller = caller_of(data[start:])
             log.warning("unreadable message from %s: %s", sender, exc)
             if caller is not None:
                 conn.write(send_packet(caller[0], (caller[1], INTERNAL_ERROR)))

@@ -37,7 +37,9 @@ async def exchange(
         writer,
         Peer("erl@host", FLAGS, 3),
         served=SERVED,
-        deliver=lambda _c, sender, name, data: delivered.append((sender, name, data)),
+        deliver=lambda _c, sender, name, data, start: delivered.append(
+            (sender, name, data[start:])
+        ),
         net_ticktime=net_ticktime,
         max_packet=max_packet,
     )
