@@ -77,17 +77,9 @@ defmodule Mirage.Test.Distributed do
     :ok
   end
 
-  @doc "Calls `fun` until it returns a truthy value, every 50 ms for at most `ms`."
+  @doc "Calls `fun` until it returns a truthy value, for at most `ms` (`Mirage.Test.Wait`)."
   @spec wait_until((() -> term()), non_neg_integer()) :: term()
-  def wait_until(fun, ms \\ 20_000) do
-    cond do
-      value = fun.() -> value
-      ms <= 0 -> flunk_wait()
-      true -> Process.sleep(50) && wait_until(fun, ms - 50)
-    end
-  end
-
-  defp flunk_wait, do: raise(ExUnit.AssertionError, message: "condition not met in time")
+  def wait_until(fun, ms \\ 20_000), do: Mirage.Test.Wait.until(fun, ms)
 
   @doc """
   Starts `python -m module` (`mirage.node` or a test fixture built on it) as a worker

@@ -5,6 +5,7 @@ defmodule Mirage.Port.PoolTest do
   import ExUnit.CaptureLog
 
   alias Mirage.Port.Pool
+  alias Mirage.Test.Wait
 
   @fake Path.expand("../../fixtures/fake_port.py", __DIR__)
 
@@ -21,14 +22,6 @@ defmodule Mirage.Port.PoolTest do
   end
 
   defp call(pool, args \\ %{}), do: Mirage.Port.call(pool, :formats, nil, args)
-
-  defp wait_until(fun, tries \\ 200) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(10) && wait_until(fun, tries - 1)
-    end
-  end
 
   test "200 concurrent callers on a pool of 2 all get their answers" do
     pool = start_pool("echo", workers: 2)
@@ -53,7 +46,7 @@ defmodule Mirage.Port.PoolTest do
     for %{os_pid: os_pid} <- workers do
       assert is_integer(os_pid)
       # Between fork and exec the command line is still the launcher's.
-      wait_until(fn -> File.read!("/proc/#{os_pid}/cmdline") =~ "fake_port.py" end)
+      Wait.until(fn -> File.read!("/proc/#{os_pid}/cmdline") =~ "fake_port.py" end)
     end
   end
 
@@ -81,7 +74,7 @@ defmodule Mirage.Port.PoolTest do
     pool = start_pool("hang", workers: 1, queue: 2)
     # One call runs (forever), two wait: the queue is full.
     tasks = for _ <- 1..3, do: Task.async(fn -> call(pool, %{timeout: 60_000}) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 2 end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).queue == 2 end)
 
     assert call(pool) == {:error, :overloaded}
 
@@ -94,7 +87,7 @@ defmodule Mirage.Port.PoolTest do
     # One worker; the answer is the id the pool gave the request as it sent it.
     pool = start_pool("order 0.1", workers: 1)
     first = Task.async(fn -> call(pool) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).busy end)
 
     # Each call is in the pool (queued, running or answered) before the next is made.
     received = fn ->
@@ -105,7 +98,7 @@ defmodule Mirage.Port.PoolTest do
     queued =
       for n <- 1..5 do
         task = Task.async(fn -> call(pool) end)
-        wait_until(fn -> received.() == n + 1 end)
+        Wait.until(fn -> received.() == n + 1 end)
         task
       end
 
@@ -122,13 +115,13 @@ defmodule Mirage.Port.PoolTest do
 
     [%{os_pid: new, restarts: 1, busy: false}] = Mirage.Port.workers(pool)
     assert is_integer(new) and new != old
-    wait_until(fn -> not File.exists?("/proc/#{old}") end)
+    Wait.until(fn -> not File.exists?("/proc/#{old}") end)
   end
 
   test "a queued call whose deadline passes is answered and never sent" do
     pool = start_pool("hang", workers: 1)
     running = Task.async(fn -> call(pool, %{timeout: 60_000}) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).busy end)
 
     assert call(pool, %{timeout: 50}) == {:error, :timeout}
     # The running call was not disturbed: its worker is the same and still busy.
@@ -143,7 +136,7 @@ defmodule Mirage.Port.PoolTest do
     log = capture_log(fn -> assert call(pool) == {:error, :worker_crashed} end)
     assert log =~ "exited with status 0 during :formats"
 
-    wait_until(fn ->
+    Wait.until(fn ->
       match?([%{os_pid: pid, restarts: 1}] when is_integer(pid), Mirage.Port.workers(pool))
     end)
   end
@@ -154,7 +147,7 @@ defmodule Mirage.Port.PoolTest do
 
     log = capture_log(fn -> assert call(pool) == {:error, :worker_crashed} end)
     assert log =~ "sent an invalid frame"
-    wait_until(fn -> not File.exists?("/proc/#{old}") end)
+    Wait.until(fn -> not File.exists?("/proc/#{old}") end)
   end
 
   test "a reply with the right id and a body that is no term: :internal_error, the worker serves on" do
@@ -172,16 +165,16 @@ defmodule Mirage.Port.PoolTest do
   test "a caller that dies while its call is queued: the call is dropped, never run" do
     pool = start_pool("slow 0.5", workers: 1)
     first = Task.async(fn -> call(pool) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).busy end)
     {doomed, doomed_ref} = spawn_monitor(fn -> call(pool) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
     last = Task.async(fn -> call(pool) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 2 end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).queue == 2 end)
 
     Process.exit(doomed, :kill)
     assert_receive {:DOWN, ^doomed_ref, :process, ^doomed, :killed}
     # Its place in the queue goes at once, not when a worker reaches it.
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).queue == 1 end)
 
     assert Task.await(first) == {:ok, nil, nil, :pong}
     assert Task.await(last) == {:ok, nil, nil, :pong}
@@ -193,7 +186,7 @@ defmodule Mirage.Port.PoolTest do
     # killed in the middle of its call.
     pool = start_pool("slow 2", workers: 2)
     tasks = for _ <- 1..4, do: Task.async(fn -> call(pool) end)
-    wait_until(fn -> Enum.all?(Mirage.Port.workers(pool), & &1.busy) end)
+    Wait.until(fn -> Enum.all?(Mirage.Port.workers(pool), & &1.busy) end)
     [%{os_pid: victim} | _] = Mirage.Port.workers(pool)
 
     capture_log(fn ->
@@ -211,7 +204,7 @@ defmodule Mirage.Port.PoolTest do
       capture_log(fn ->
         pool = start_pool("exit", workers: 1)
         # Three deaths without an answer make the slot failing; the pauses grow.
-        wait_until(fn -> hd(Mirage.Port.workers(pool)).restarts >= 3 end)
+        Wait.until(fn -> hd(Mirage.Port.workers(pool)).restarts >= 3 end)
         assert call(pool, %{timeout: 60_000}) == {:error, :worker_crashed}
         Process.sleep(500)
         # Backoff: within about a second, a handful of attempts, not hundreds.
@@ -229,7 +222,7 @@ defmodule Mirage.Port.PoolTest do
     log =
       capture_log(fn ->
         start_supervised!({Pool, name: name, workers: 1, program: program}, id: name)
-        wait_until(fn -> hd(Mirage.Port.workers(name)).restarts >= 2 end)
+        Wait.until(fn -> hd(Mirage.Port.workers(name)).restarts >= 2 end)
         assert call(name, %{timeout: 60_000}) == {:error, :worker_crashed}
       end)
 

@@ -5,6 +5,7 @@ defmodule Mirage.Port.WorkerTest do
   import ExUnit.CaptureLog
 
   alias Mirage.Port.Pool
+  alias Mirage.Test.Wait
 
   @rocket File.read!("samples/rocket.jpg")
   @photo Mirage.Test.Shared.path("bench-images/photo_12mp.jpg")
@@ -16,14 +17,6 @@ defmodule Mirage.Port.WorkerTest do
   end
 
   defp args(extra \\ %{}), do: Map.merge(elem(Mirage.Options.validate!([], [], "test"), 1), extra)
-
-  defp wait_until(fun, tries \\ 500) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(10) && wait_until(fun, tries - 1)
-    end
-  end
 
   defp os_pid(pool), do: hd(Mirage.Port.workers(pool)).os_pid
 
@@ -101,7 +94,7 @@ defmodule Mirage.Port.WorkerTest do
     end)
     |> Task.await(120_000)
 
-    wait_until(fn -> Mirage.Port.live_handles(pool) == 0 end)
+    Wait.until(fn -> Mirage.Port.live_handles(pool) == 0 end)
     grown = rss_mb(os_pid) - before
     assert grown < 100, "the worker's resident memory grew by #{grown} MB and stayed"
   end
@@ -123,7 +116,7 @@ defmodule Mirage.Port.WorkerTest do
       end)
 
     Task.await(task)
-    wait_until(fn -> Mirage.Port.live_handles(pool) == 0 end)
+    Wait.until(fn -> Mirage.Port.live_handles(pool) == 0 end)
   end
 
   @tag :shared
@@ -138,7 +131,7 @@ defmodule Mirage.Port.WorkerTest do
     # A slow encode of 12 MP (decode, then PNG at the highest compression level).
     slow = %{format: :png, compress_level: 9, timeout: 120_000}
     task = Task.async(fn -> Mirage.Port.call(pool, :to_bytes, image, args(slow)) end)
-    wait_until(fn -> hd(Mirage.Port.workers(pool)).busy end)
+    Wait.until(fn -> hd(Mirage.Port.workers(pool)).busy end)
 
     log =
       capture_log(fn ->
@@ -170,7 +163,7 @@ defmodule Mirage.Port.WorkerTest do
                {:error, :timeout}
     end)
 
-    wait_until(fn -> gone?(old) end)
+    Wait.until(fn -> gone?(old) end)
 
     assert {:ok, _bytes, {_, :jpg, 256, 256}, nil} =
              Mirage.Port.call(pool, :thumbnail, photo, args(%{width: 256, height: 256}))
