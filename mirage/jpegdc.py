@@ -4,10 +4,11 @@ When a thumbnail is small enough that libjpeg would decode at 1/8 scale, each 8x
 block becomes one pixel, its DC coefficient. c_src/jpeg/dcscale.c (built as
 ``mirage/_jpeg_dc.so``) decodes only those: the AC coefficients are skipped, not
 stored and transformed, and the entropy-coded data is shared between threads (see
-the C file for how, with and without restart markers). Luma is exactly libjpeg's
-1/8-scale result; subsampled chroma comes from its blocks' DC interpolated to full
-resolution, where libjpeg runs a 2x2 inverse DCT, a difference well inside the
-thumbnail's similarity to the reference (tests/test_jpegdc.py).
+the C file for how, with and without restart markers). The pixels are libjpeg's
+1/8-scale result: exactly for grey, 4:4:4 and 4:2:2 (chroma repeated, as libjpeg
+does at this scale), and within rounding for 4:2:0, whose chroma blocks give 2x2
+pixels each, the means of their quarters, as libjpeg's reduced inverse DCT does
+(tests/test_jpegdc.py).
 
 Only plain files take this path: 8-bit Huffman baseline or extended, one scan of
 grey or YCbCr. Anything else or anything irregular returns ``None`` and Pillow

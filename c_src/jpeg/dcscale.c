@@ -1,10 +1,12 @@
 /* JPEG decoding at 1/8 scale from the DC coefficients alone, for
  * mirage/jpegdc.py (loaded with cffi's dlopen by any transport's Python).
  *
- * At 1/8 scale each 8x8 block becomes one pixel: its DC coefficient. libjpeg
- * still fills every block's 64 coefficients, runs a 1x1 (and for subsampled
- * chroma a 2x2) inverse DCT and upsamples; here the AC coefficients are only
- * skipped (their Huffman code and magnitude bits), which is most of the work.
+ * At 1/8 scale each 8x8 block becomes one pixel: its DC coefficient (4:2:0
+ * chroma, at half the luma's resolution, gives 2x2: the means of its quarters,
+ * from the DC and a few sums of AC terms). libjpeg still fills every block's
+ * 64 coefficients and runs its reduced inverse DCTs; here the other AC
+ * coefficients are only skipped (their Huffman code and magnitude bits), and
+ * the end of data, scan layout and 1/8 pixels match libjpeg's.
  * The entropy-coded data is also split between threads:
  * - with restart markers, each thread decodes whole restart intervals;
  * - without them, a thread that starts at an arbitrary byte soon falls into
