@@ -580,26 +580,20 @@ static int decode_mcu(const jpeg *j, reader *r, int *pred, int16_t *slots) {
 /* ---- work split ------------------------------------------------------ */
 
 /* The stream position (stuffing removed) of raw byte `to`, counting from
- * `from`; neither is the second byte of a stuffed pair. Restart markers count
- * in `markers` and not as data. */
-static uint64_t logical_bytes(const uint8_t *from, const uint8_t *to,
-                              long *markers) {
+ * `from`; neither is the second byte of a stuffed pair. Exact up to the scan's
+ * first marker, where every reader stops; past it only larger, so a position
+ * there never equals one a reader records inside the data. */
+static uint64_t logical_bytes(const uint8_t *from, const uint8_t *to) {
     uint64_t stuffed = 0;
-    long rst = 0;
     const uint8_t *p = from;
     while (p + 1 < to) {
         p = memchr(p, 0xFF, (size_t)(to - 1 - p));
         if (!p)
             break;
-        if (p[1] == 0x00)
-            stuffed++;
-        else if (p[1] >= 0xD0 && p[1] <= 0xD7)
-            rst++;
+        stuffed += p[1] == 0x00;
         p += 2;
     }
-    if (markers)
-        *markers = rst;
-    return (uint64_t)(to - from) - stuffed - 2 * (uint64_t)rst;
+    return (uint64_t)(to - from) - stuffed;
 }
 
 /* Off the second byte of a stuffed pair or a marker, if p is on one. */
@@ -628,7 +622,7 @@ static void *decode_share(void *arg) {
     share *t = arg;
     const jpeg *j = t->j;
     const uint8_t *from = t->start;
-    uint64_t logical = logical_bytes(j->scan, from, NULL);
+    uint64_t logical = logical_bytes(j->scan, from);
     for (int attempt = 0; attempt < MAX_ATTEMPTS && from < t->stop; attempt++) {
         reader r;
         int pred[3] = {0, 0, 0};
@@ -650,7 +644,7 @@ static void *decode_share(void *arg) {
             return NULL;
         /* Out of step from the first MCU: try a byte later. */
         const uint8_t *later = aligned(j, from + 1);
-        logical += logical_bytes(from, later, NULL);
+        logical += logical_bytes(from, later);
         from = later;
     }
     return NULL;
