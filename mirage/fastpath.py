@@ -143,8 +143,16 @@ def palettes(frames: Frames, fmt: str) -> Frames:
     return frames.map(lambda im: im.quantize(palette=palette, dither=PILImage.Dither.NONE))
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _workers() -> int:
-    return min(os.cpu_count() or 1, 8)
+    return min(cores(), 8)
 
 
 def executor() -> ThreadPoolExecutor:

@@ -245,89 +245,51 @@ def thumbnail(
     if threads != "auto" and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or 'auto', got {threads!r}")
     with fastpath.threads_at_most(None if threads == "auto" else threads):
-        return _thumbnail(
-            source,
-            width,
-            height,
-            output,
+        opened = None
+        if not isinstance(source, Image):
+            # Read in place: the source is needed only for the length of this call.
+            source, opened = _read_header(source, max_pixels, tuple(allowed_formats), max_scans)
+        _check_positive(width, height)
+        filter_ = FILTERS[filter]
+        orientation = source.orientation if auto_orient else 1
+        stored = (source.width, source.height)
+        upright_plan = geometry.plan(
+            geometry.upright_size(stored, orientation),
+            (width, height),
             fit,
-            gravity,
-            filter,
-            upscale,
-            auto_orient,
-            format,
-            quality,
-            strip,
-            frames,
-            max_pixels,
-            allowed_formats,
-            max_scans,
+            upscale=upscale,
+            gravity=gravity,
         )
+        box = geometry.stored_box(upright_plan.box, orientation, stored)
+        size = geometry.upright_size(upright_plan.size, orientation)
+        out_format = format or source.format
+        count = _frame_count(source, frames if out_format in codec.ANIMATED else "first")
+        _check_budget(_frames_cost(size[0], size[1], count), max_pixels)
 
-
-def _thumbnail(
-    source: bytes | memoryview | Image,
-    width: int,
-    height: int,
-    output: Output[Any],
-    fit: geometry.Fit,
-    gravity: str | tuple[float, float],
-    filter: Filter,
-    upscale: bool,
-    auto_orient: bool,
-    format: str | None,
-    quality: int | None,
-    strip: bool,
-    frames: Literal["all", "first"],
-    max_pixels: int,
-    allowed_formats: Sequence[str],
-    max_scans: int,
-) -> tuple[Any, Image]:
-    opened = None
-    if not isinstance(source, Image):
-        # Read in place: the source is needed only for the length of this call.
-        source, opened = _read_header(source, max_pixels, tuple(allowed_formats), max_scans)
-    _check_positive(width, height)
-    filter_ = FILTERS[filter]
-    orientation = source.orientation if auto_orient else 1
-    stored = (source.width, source.height)
-    upright_plan = geometry.plan(
-        geometry.upright_size(stored, orientation),
-        (width, height),
-        fit,
-        upscale=upscale,
-        gravity=gravity,
-    )
-    box = geometry.stored_box(upright_plan.box, orientation, stored)
-    size = geometry.upright_size(upright_plan.size, orientation)
-    out_format = format or source.format
-    count = _frame_count(source, frames if out_format in codec.ANIMATED else "first")
-    _check_budget(_frames_cost(size[0], size[1], count), max_pixels)
-
-    margin = fastpath.draft_margin(filter_)
-    pixels, scale = _decode(source, count, max_pixels, draft=(box, size, margin), opened=opened)
-    box = (box[0] * scale[0], box[1] * scale[1], box[2] * scale[0], box[3] * scale[1])
-    gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
-    with translate("decode"):
-        resized = fastpath.map_frames(
-            lambda im: im.resize(size, filter_, box=box, reducing_gap=gap),
-            pixels,
-            size[0] * size[1] * len(pixels.images),
-        )
-        deadline.check()
-        if orientation in _UPRIGHT:
-            resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
-    result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
-    written = replace(result, _pixels=fastpath.palettes(resized, out_format))
-    tuned = fastpath.encode_options(out_format)
-    encoded = None
-    if out_format == "png" and strip and written._icc is None and written.orientation == 1:
-        with translate("encode"):
-            encoded = pngfast.encode(resized.images[0]) if len(resized.images) == 1 else None
-    if encoded is None:
-        encoded = _encode(written, out_format, strip=strip, quality=quality, **tuned)
-    described = replace(result, format=out_format, byte_size=len(encoded))
-    return output(encoded), described
+        margin = fastpath.draft_margin(filter_)
+        pixels, scale = _decode(source, count, max_pixels, draft=(box, size, margin), opened=opened)
+        box = (box[0] * scale[0], box[1] * scale[1], box[2] * scale[0], box[3] * scale[1])
+        gap = None if filter_ == PILImage.Resampling.NEAREST else _REDUCING_GAP
+        with translate("decode"):
+            resized = fastpath.map_frames(
+                lambda im: im.resize(size, filter_, box=box, reducing_gap=gap),
+                pixels,
+                size[0] * size[1] * len(pixels.images),
+            )
+            deadline.check()
+            if orientation in _UPRIGHT:
+                resized = resized.map(lambda im: im.transpose(_UPRIGHT[orientation]))
+        result = _derived(source, resized, orientation=1 if auto_orient else source.orientation)
+        written = replace(result, _pixels=fastpath.palettes(resized, out_format))
+        tuned = fastpath.encode_options(out_format)
+        encoded = None
+        if out_format == "png" and strip and written._icc is None and written.orientation == 1:
+            with translate("encode"):
+                encoded = pngfast.encode(resized.images[0]) if len(resized.images) == 1 else None
+        if encoded is None:
+            encoded = _encode(written, out_format, strip=strip, quality=quality, **tuned)
+        described = replace(result, format=out_format, byte_size=len(encoded))
+        return output(encoded), described
 
 
 @overload

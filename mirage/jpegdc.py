@@ -18,7 +18,6 @@ library (no C compiler at set-up), every call returns ``None``.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from PIL import Image as PILImage
@@ -56,11 +55,7 @@ def applies(stored: tuple[int, int], request: tuple[int, int]) -> bool:
 
 
 def _threads(size: int) -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, _MAX_THREADS, size // _BYTES_PER_THREAD))
+    return max(1, min(fastpath.cores(), _MAX_THREADS, size // _BYTES_PER_THREAD))
 
 
 def decode(
